@@ -1,0 +1,124 @@
+// TLoRALinear: a frozen linear layer adapted by ΔW = α·B·M·A (TLoRA, arXiv 2504.18735).
+#pragma once
+
+#include "tlora/functional.h"
+
+#include <torch/nn/cloneable.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <string>
+
+namespace tlora {
+
+/// How the fixed projections A (down) and B (up) are drawn.
+enum class InitScheme {
+  /// The paper's code: std 1/√(3r) for A and 1/√(3·out) for B (kaiming-normal, a=√5).
+  Paper,
+  /// Variance preserving: std 1/√in for A and 1/√r for B.
+  Unit,
+};
+
+/// Lower-case name of an init scheme ("paper", "unit").
+std::string_view to_string(InitScheme scheme);
+
+/// Options for TLoRALinear, in LibTorch's style: `TLoRALinearOptions(768, 768, 32).dropout(0.5)`.
+struct TLoRALinearOptions {
+  TLoRALinearOptions(int64_t in_features, int64_t out_features, int64_t rank);
+
+  /// Options matching an existing torch::nn::Linear (its sizes and whether it has a bias).
+  static TLoRALinearOptions like(const torch::nn::Linear& base, int64_t rank);
+
+  /// Size of each input sample.
+  TORCH_ARG(int64_t, in_features);
+  /// Size of each output sample.
+  TORCH_ARG(int64_t, out_features);
+  /// Rank r of the adapter: 1 ≤ r ≤ min(in, out).
+  TORCH_ARG(int64_t, rank);
+  /// Whether the base layer has a bias.
+  TORCH_ARG(bool, bias) = true;
+  /// Initial value of the learnable scale α.
+  TORCH_ARG(double, scale_init) = 1.0;
+  /// Adapter dropout probability in [0, 1), active in training mode only.
+  TORCH_ARG(double, dropout) = 0.0;
+  /// Whether dropout applies to the adapter's output (the paper) or its input.
+  TORCH_ARG(DropoutPosition, dropout_position) = DropoutPosition::Output;
+  /// How A and B are drawn.
+  TORCH_ARG(InitScheme, init) = InitScheme::Paper;
+  /// Seed of A, B and the dropout masks.
+  TORCH_ARG(uint64_t, seed) = 0;
+  /// Layer name, e.g. its module path: it keys the Philox streams of A and B (so each layer of a
+  /// model differs under one seed) and names the layer in error messages.
+  TORCH_ARG(std::string, name) = "tlora";
+  /// Execution strategy of forward and backward.
+  TORCH_ARG(Strategy, strategy) = Strategy::Auto;
+};
+
+/// A linear layer y = x·W0ᵀ + b + α·((x·Aᵀ)·Mᵀ)·Bᵀ with W0 and b frozen, A and B fixed Gaussian
+/// buffers, and only M (r×r) and α trainable. Parameter names follow torch::nn::Linear, so a
+/// Linear's state dict loads into `weight` and `bias`.
+class TLoRALinearImpl : public torch::nn::Cloneable<TLoRALinearImpl> {
+ public:
+  TLoRALinearImpl(int64_t in_features, int64_t out_features, int64_t rank)
+      : TLoRALinearImpl(TLoRALinearOptions(in_features, out_features, rank)) {}
+  /// A new layer: W0 and b initialised as torch::nn::Linear does, A and B from the generator.
+  explicit TLoRALinearImpl(TLoRALinearOptions options);
+  /// Adapts an existing Linear. Its weight and bias are shared, not copied, and frozen; the
+  /// options' sizes and bias flag must match the Linear.
+  TLoRALinearImpl(const torch::nn::Linear& base, TLoRALinearOptions options);
+
+  /// (Re)creates all tensors: base weights as torch::nn::Linear does, then the adapter.
+  void reset() override;
+  /// Redraws A and B from (seed, name), zeroes M and sets α to scale_init; W0 is untouched.
+  void reset_adapter();
+
+  /// Applies the adapted layer to x of shape [..., in_features].
+  at::Tensor forward(const at::Tensor& input);
+
+  /// ΔW = α·B·M·A (out×in).
+  at::Tensor delta_weight() const;
+  /// Folds ΔW into W0, after which forward is a plain linear layer. With `keep_original` the
+  /// original W0 is kept so that `unmerge` restores it bit-exactly.
+  void merge(bool keep_original = true);
+  /// Undoes `merge`: restores the kept W0, or subtracts ΔW (exact up to rounding).
+  void unmerge();
+  /// Whether ΔW is currently folded into the weight.
+  bool merged() const { return merged_; }
+
+  /// Number of trainable adapter parameters: r² + 1.
+  int64_t adapter_parameter_count() const;
+
+  /// The tensors as the functional API takes them.
+  TriLinearWeights weights() const;
+
+  /// Prints `tlora::TLoRALinear(in_features=..., out_features=..., rank=..., ...)`.
+  void pretty_print(std::ostream& stream) const override;
+
+  /// The options this layer was built with.
+  TLoRALinearOptions options;
+  /// Frozen base weight W0, out×in.
+  at::Tensor weight;
+  /// Frozen base bias b (undefined without bias).
+  at::Tensor bias;
+  /// Fixed down-projection A, r×in (buffer).
+  at::Tensor down;
+  /// Fixed up-projection B, out×r (buffer).
+  at::Tensor up;
+  /// Trainable core M, r×r.
+  at::Tensor core;
+  /// Trainable scale α (0-dim).
+  at::Tensor scale;
+
+ private:
+  void check_options() const;
+
+  bool merged_ = false;
+  at::Tensor original_weight_;
+  uint64_t dropout_calls_ = 0;
+};
+
+/// A ModuleHolder for TLoRALinearImpl (see LibTorch's module ownership semantics).
+TORCH_MODULE(TLoRALinear);
+
+}  // namespace tlora

@@ -1,0 +1,77 @@
+#include "tlora/random.h"
+
+#include "tlora/philox.h"
+
+#include "kernels.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/Exception.h>
+
+#include <cmath>
+#include <numbers>
+
+namespace tlora {
+namespace {
+
+// 53 uniform bits from two words: enough that log() never sees 0 and the tails are not cut.
+double unit_interval(uint32_t hi, uint32_t lo) {
+  const uint64_t bits = ((static_cast<uint64_t>(hi) << 32) | lo) >> 11;
+  return static_cast<double>(bits) * 0x1.0p-53;
+}
+
+constexpr int64_t kGrain = 1 << 14;
+
+}  // namespace
+
+uint64_t stream_id(std::string_view name) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const char c : name) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+at::Tensor philox_normal(at::IntArrayRef shape, double std, uint64_t seed, uint64_t stream,
+                         at::ScalarType dtype) {
+  TORCH_CHECK(std >= 0.0 && std::isfinite(std), "philox_normal: std must be finite and >= 0, got ",
+              std);
+  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kDouble));
+  double* data = out.data_ptr<double>();
+  const int64_t n = out.numel();
+  at::parallel_for(0, (n + 1) / 2, kGrain / 2, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const philox::Block w = philox::draw(seed, stream, static_cast<uint64_t>(b));
+      const double radius = std::sqrt(-2.0 * std::log(1.0 - unit_interval(w[0], w[1])));
+      const double angle = 2.0 * std::numbers::pi * unit_interval(w[2], w[3]);
+      data[2 * b] = std * radius * std::cos(angle);
+      if (2 * b + 1 < n) data[2 * b + 1] = std * radius * std::sin(angle);
+    }
+  });
+  return dtype == at::kDouble ? out : out.to(dtype);
+}
+
+at::Tensor philox_dropout_mask(at::IntArrayRef shape, double p, uint64_t seed, uint64_t stream,
+                               const at::TensorOptions& options) {
+  TORCH_CHECK(p >= 0.0 && p < 1.0, "philox_dropout_mask: p must be in [0, 1), got ", p);
+  if (options.device().is_cuda()) {
+    at::Tensor mask = at::empty(shape, options.dtype(at::kFloat));
+    kernels::philox_dropout_mask_cuda(mask, p, seed, stream);
+    return mask.to(options.dtype());
+  }
+  at::Tensor mask = at::empty(shape, at::TensorOptions().dtype(at::kFloat));
+  float* data = mask.data_ptr<float>();
+  const int64_t n = mask.numel();
+  const uint32_t threshold = philox::drop_threshold(p);
+  const auto keep = static_cast<float>(1.0 / (1.0 - p));
+  at::parallel_for(0, (n + 3) / 4, kGrain / 4, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const philox::Block w = philox::draw(seed, stream, static_cast<uint64_t>(b));
+      for (int64_t j = 0; j < 4 && 4 * b + j < n; ++j) data[4 * b + j] = w[j] >= threshold ? keep : 0.f;
+    }
+  });
+  return mask.to(options);
+}
+
+}  // namespace tlora
