@@ -78,11 +78,14 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
   // Saved-tensor slots, in order.
   enum Slot { kU, kWeight, kDown, kUp, kCore, kScale, kInput, kSlots };
 
+  // The bias is optional rather than undefined: autograd records every tensor input's metadata.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
-                            const at::Tensor& bias, const at::Tensor& down, const at::Tensor& up,
+                            const std::optional<at::Tensor>& maybe_bias, const at::Tensor& down,
+                            const at::Tensor& up,
                             const at::Tensor& core, const at::Tensor& scale, bool merged,
                             AdapterDropout dropout) {
     const int64_t in = weight.size(1);
+    const at::Tensor bias = maybe_bias.value_or(at::Tensor());
     const at::Tensor x2 = x.reshape({-1, in});
     const at::ScalarType acc = accumulate_type(x.scalar_type());
     const bool drop_in = dropout.p > 0 && dropout.position == DropoutPosition::Input;
@@ -150,8 +153,12 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
     const at::Tensor g = grad_adapter.mm(up).to(acc);  // N×r
     const at::Tensor v = u.mm(core_acc.t());          // N×r
 
+    // needs_input_grad counts tensor inputs only, so an absent bias shifts the later indices.
+    const bool has_bias = ctx->saved_data["has_bias"].toBool();
+    auto needs = [&](size_t arg) { return ctx->needs_input_grad(has_bias || arg < 2 ? arg : arg - 1); };
+
     variable_list grads(9);
-    if (ctx->needs_input_grad(0)) {
+    if (needs(0)) {
       at::Tensor dx = grad.mm(weight);
       if (!merged) {
         const at::Tensor du = (g.mm(core_acc) * alpha).to(dx.scalar_type());
@@ -165,10 +172,10 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
       shape.back() = weight.size(1);
       grads[0] = dx.view(shape);
     }
-    if (ctx->needs_input_grad(1)) grads[1] = grad.t().mm(saved[kInput]);
-    if (ctx->needs_input_grad(2)) grads[2] = grad.sum(0);
-    if (ctx->needs_input_grad(5)) grads[5] = (g.t().mm(u) * alpha).to(core.scalar_type());
-    if (ctx->needs_input_grad(6)) {
+    if (needs(1)) grads[1] = grad.t().mm(saved[kInput]);
+    if (has_bias && needs(2)) grads[2] = grad.sum(0);
+    if (needs(5)) grads[5] = (g.t().mm(u) * alpha).to(core.scalar_type());
+    if (needs(6)) {
       grads[6] = (g * v).sum().reshape(scale.sizes()).to(scale.scalar_type());
     }
     return grads;
@@ -211,7 +218,9 @@ at::Tensor tri_linear(const at::Tensor& x, const TriLinearWeights& w, Strategy s
   TORCH_CHECK(strategy != Strategy::Merged || dropout.p == 0.0, name,
               ": the merged strategy cannot apply adapter dropout (p=", dropout.p,
               "); use factored or auto, or call eval()");
-  return TriLinearFunction::apply(x, w.weight, w.bias, w.down, w.up, w.core, w.scale,
+  const std::optional<at::Tensor> bias =
+      w.bias.defined() ? std::optional<at::Tensor>(w.bias) : std::nullopt;
+  return TriLinearFunction::apply(x, w.weight, bias, w.down, w.up, w.core, w.scale,
                                   strategy == Strategy::Merged, dropout);
 }
 

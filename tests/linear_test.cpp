@@ -1,0 +1,208 @@
+// TLoRALinear as a module: construction, freezing, merge/unmerge, errors, and training.
+#include "tlora/linear.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/optim/adam.h>
+
+#include <sstream>
+#include <string>
+
+namespace {
+
+using tlora::TLoRALinear;
+using tlora::TLoRALinearOptions;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
+  }
+  return "no error";
+}
+
+TEST(TLoRALinear, ParametersBuffersAndFreezing) {
+  TLoRALinear layer(TLoRALinearOptions(16, 12, 4).name("blocks.0.attn.q"));
+  std::vector<std::string> trainable, frozen;
+  for (const auto& p : layer->named_parameters()) {
+    (p.value().requires_grad() ? trainable : frozen).push_back(p.key());
+  }
+  EXPECT_EQ(trainable, (std::vector<std::string>{"core", "scale"}));
+  EXPECT_EQ(frozen, (std::vector<std::string>{"weight", "bias"}));
+  const auto buffers = layer->named_buffers();
+  ASSERT_EQ(buffers.size(), 2u);
+  EXPECT_EQ(buffers["down"].sizes(), (std::vector<int64_t>{4, 16}));
+  EXPECT_EQ(buffers["up"].sizes(), (std::vector<int64_t>{12, 4}));
+  EXPECT_EQ(layer->adapter_parameter_count(), 4 * 4 + 1);
+  EXPECT_TRUE(at::equal(layer->core, at::zeros({4, 4})));
+  EXPECT_EQ(layer->scale.item<double>(), 1.0);
+  EXPECT_EQ(layer->scale.dim(), 0);
+}
+
+TEST(TLoRALinear, InitSchemesHaveTheDocumentedSpread) {
+  const int64_t in = 256, out = 384, r = 32;
+  TLoRALinear paper(TLoRALinearOptions(in, out, r));
+  EXPECT_NEAR(paper->down.std().item<double>(), 1 / std::sqrt(3.0 * r), 0.01);
+  EXPECT_NEAR(paper->up.std().item<double>(), 1 / std::sqrt(3.0 * out), 0.002);
+  TLoRALinear unit(TLoRALinearOptions(in, out, r).init(tlora::InitScheme::Unit));
+  EXPECT_NEAR(unit->down.std().item<double>(), 1 / std::sqrt(double(in)), 0.003);
+  EXPECT_NEAR(unit->up.std().item<double>(), 1 / std::sqrt(double(r)), 0.01);
+}
+
+TEST(TLoRALinear, ProjectionsDependOnSeedAndNameOnly) {
+  auto make = [](uint64_t seed, const std::string& name) {
+    return TLoRALinear(TLoRALinearOptions(8, 8, 2).seed(seed).name(name));
+  };
+  const auto a = make(3, "q"), b = make(3, "q"), c = make(3, "v"), d = make(4, "q");
+  EXPECT_TRUE(at::equal(a->down, b->down) && at::equal(a->up, b->up));
+  EXPECT_FALSE(at::equal(a->down, c->down));
+  EXPECT_FALSE(at::equal(a->down, d->down));
+}
+
+TEST(TLoRALinear, ZeroCoreEqualsBaseLayerExactly) {
+  torch::nn::Linear base(torch::nn::LinearOptions(10, 6));
+  TLoRALinear layer(base, TLoRALinearOptions::like(base, 3));
+  const at::Tensor x = at::randn({4, 5, 10});
+  for (auto s : {tlora::Strategy::Factored, tlora::Strategy::Merged}) {
+    layer->options.strategy(s);
+    EXPECT_TRUE(at::equal(layer(x), base(x))) << tlora::to_string(s);
+  }
+}
+
+TEST(TLoRALinear, SharesTheAdaptedLinearsWeights) {
+  torch::nn::Linear base(torch::nn::LinearOptions(6, 4).bias(false));
+  TLoRALinear layer(base, TLoRALinearOptions::like(base, 2));
+  EXPECT_EQ(layer->weight.data_ptr(), base->weight.data_ptr());
+  EXPECT_FALSE(layer->bias.defined());
+  EXPECT_FALSE(base->weight.requires_grad());
+  EXPECT_NE(error_of([&] { TLoRALinear(base, TLoRALinearOptions(6, 5, 2).bias(false)); })
+                .find("do not match the Linear being adapted"),
+            std::string::npos);
+}
+
+TEST(TLoRALinear, ForwardMatchesDeltaWeightInDouble) {
+  TLoRALinear layer(TLoRALinearOptions(9, 7, 3));
+  layer->to(at::kDouble);
+  {
+    at::NoGradGuard g;
+    layer->core.normal_();
+    layer->scale.fill_(0.3);
+  }
+  const at::Tensor delta = 0.3 * layer->up.mm(layer->core).mm(layer->down);
+  EXPECT_TRUE(at::allclose(layer->delta_weight(), delta, 1e-14, 1e-14));
+  const at::Tensor x = at::randn({2, 3, 9}, at::kDouble);
+  const at::Tensor ref = at::linear(x, layer->weight + delta, layer->bias);
+  EXPECT_TRUE(at::allclose(layer(x), ref, 1e-12, 1e-12));
+}
+
+TEST(TLoRALinear, MergeUnmerge) {
+  TLoRALinear layer(TLoRALinearOptions(32, 24, 4));
+  {
+    at::NoGradGuard g;
+    layer->core.normal_(0, 0.5);
+    layer->scale.fill_(1.7);
+  }
+  const at::Tensor original = layer->weight.clone();
+  const at::Tensor x = at::randn({5, 32});
+  const at::Tensor adapted = layer(x);
+
+  layer->merge();
+  EXPECT_TRUE(layer->merged());
+  EXPECT_TRUE(at::allclose(layer(x), adapted, 1e-5, 1e-5));
+  EXPECT_FALSE(at::equal(layer->weight, original));
+  EXPECT_NE(error_of([&] { layer->merge(); }).find("already merged"), std::string::npos);
+  layer->unmerge();
+  EXPECT_TRUE(at::equal(layer->weight, original)) << "kept original restores bit-exactly";
+
+  layer->merge(/*keep_original=*/false);
+  layer->unmerge();
+  EXPECT_TRUE(at::allclose(layer->weight, original, 0, 1e-6)) << "subtraction restores to rounding";
+  EXPECT_TRUE(at::allclose(layer(x), adapted, 1e-5, 1e-5));
+  EXPECT_NE(error_of([&] { layer->unmerge(); }).find("unmerge() without merge()"), std::string::npos);
+}
+
+TEST(TLoRALinear, AcceptsAnyLeadingShape) {
+  TLoRALinear layer(TLoRALinearOptions(8, 3, 2));
+  EXPECT_EQ(layer(at::randn({8})).sizes(), (std::vector<int64_t>{3}));
+  EXPECT_EQ(layer(at::randn({2, 3, 4, 8})).sizes(), (std::vector<int64_t>{2, 3, 4, 3}));
+  EXPECT_EQ(layer(at::randn({0, 8})).sizes(), (std::vector<int64_t>{0, 3}));
+}
+
+TEST(TLoRALinear, DropoutOnlyInTrainingAndFreshPerCall) {
+  TLoRALinear layer(TLoRALinearOptions(16, 16, 4).dropout(0.5));
+  {
+    at::NoGradGuard g;
+    layer->core.normal_();
+  }
+  const at::Tensor x = at::randn({8, 16});
+  const at::Tensor a = layer(x), b = layer(x);
+  EXPECT_FALSE(at::equal(a, b)) << "each training call draws a new mask";
+  layer->eval();
+  EXPECT_TRUE(at::equal(layer(x), layer(x)));
+  layer->options.dropout(0.0);
+  const at::Tensor no_dropout = layer(x);
+  layer->options.dropout(0.5);
+  EXPECT_TRUE(at::equal(layer(x), no_dropout));
+}
+
+TEST(TLoRALinear, OptionErrorsNameTheLayer) {
+  auto err = [](TLoRALinearOptions o) { return error_of([&] { TLoRALinear l(o); }); };
+  EXPECT_NE(err(TLoRALinearOptions(8, 4, 0).name("enc.q")).find("TLoRALinear 'enc.q': rank must be in [1, min(in_features, out_features)] = [1, 4], got 0"), std::string::npos);
+  EXPECT_NE(err(TLoRALinearOptions(8, 4, 5)).find("got 5"), std::string::npos);
+  EXPECT_NE(err(TLoRALinearOptions(8, 4, 2).dropout(1.0)).find("dropout must be in [0, 1), got 1"), std::string::npos);
+  EXPECT_NE(err(TLoRALinearOptions(8, 4, 2).dropout(-0.1)).find("dropout must be in [0, 1)"), std::string::npos);
+  EXPECT_NE(err(TLoRALinearOptions(0, 4, 1)).find("must be positive"), std::string::npos);
+}
+
+TEST(TLoRALinear, InputErrorsNameTheLayerAndShapes) {
+  TLoRALinear layer(TLoRALinearOptions(8, 4, 2).name("enc.v"));
+  EXPECT_NE(error_of([&] { layer(at::randn({2, 3, 7})); }).find("TLoRALinear 'enc.v': input shape [2, 3, 7] does not end in in_features=8"), std::string::npos);
+  EXPECT_NE(error_of([&] { layer(at::ones({2, 8}, at::kInt)); }).find("floating-point"), std::string::npos);
+  EXPECT_NE(error_of([&] { layer(at::ones({2, 8}, at::kDouble)); }).find("differs from the layer's dtype Float"), std::string::npos);
+  layer->merge();
+  EXPECT_NE(error_of([&] { layer(at::randn({7})); }).find("does not end in in_features=8"), std::string::npos);
+}
+
+TEST(TLoRALinear, PrettyPrint) {
+  TLoRALinear layer(TLoRALinearOptions(8, 4, 2).dropout(0.5).bias(false));
+  std::ostringstream s;
+  s << *layer;
+  EXPECT_EQ(s.str(), "tlora::TLoRALinear(in_features=8, out_features=4, rank=2, bias=false, "
+                     "init=paper, strategy=auto, dropout=0.5@output)");
+}
+
+TEST(TLoRALinear, CloneIsDeep) {
+  TLoRALinear layer(TLoRALinearOptions(8, 4, 2));
+  auto copy = std::dynamic_pointer_cast<tlora::TLoRALinearImpl>(layer->clone());
+  ASSERT_TRUE(copy);
+  EXPECT_TRUE(at::equal(copy->weight, layer->weight) && at::equal(copy->down, layer->down));
+  EXPECT_NE(copy->weight.data_ptr(), layer->weight.data_ptr());
+  EXPECT_FALSE(copy->weight.requires_grad());
+}
+
+// A teacher whose change lies in the adapter's span, W0 + α*·B·M*·A, is recovered exactly.
+TEST(TLoRALinear, TrainingRecoversARepresentableChange) {
+  at::manual_seed(0);
+  TLoRALinear layer(TLoRALinearOptions(24, 16, 4).seed(5));
+  const at::Tensor target_core = at::randn({4, 4});
+  const at::Tensor teacher = layer->weight + 0.8 * layer->up.mm(target_core).mm(layer->down);
+  torch::optim::Adam opt(std::vector<at::Tensor>{layer->core, layer->scale},
+                         torch::optim::AdamOptions(0.05));
+  double last = 0;
+  for (int step = 0; step < 400; ++step) {
+    const at::Tensor x = at::randn({64, 24});
+    const at::Tensor loss = (layer(x) - at::linear(x, teacher, layer->bias)).pow(2).mean();
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    last = loss.item<double>();
+  }
+  EXPECT_LT(last, 1e-6);
+  const at::Tensor learned = layer->delta_weight();
+  EXPECT_TRUE(at::allclose(learned, teacher - layer->weight, 1e-3, 1e-3));
+  EXPECT_FALSE(layer->weight.grad().defined()) << "the frozen base got a gradient";
+}
+
+}  // namespace
