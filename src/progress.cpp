@@ -26,6 +26,8 @@ ProgressBar::ProgressBar(std::string label, int64_t total, std::FILE* stream)
       last_draw_(start_ - std::chrono::seconds(1)) {}
 
 void ProgressBar::update(int64_t done, std::string_view status) {
+  done_ = done;
+  status_ = status;
   const auto now = std::chrono::steady_clock::now();
   if (terminal_) {
     if (now - last_draw_ < std::chrono::milliseconds(100)) return;
@@ -36,6 +38,16 @@ void ProgressBar::update(int64_t done, std::string_view status) {
   }
   last_draw_ = now;
   draw(done, status, false);
+}
+
+void ProgressBar::log(std::string_view line) {
+  if (terminal_ && !finished_) {
+    fmt::print(stream_, "\r\033[K{}\n", line);
+    draw(done_, status_, false);
+  } else {
+    fmt::print(stream_, "{}\n", line);
+    std::fflush(stream_);
+  }
 }
 
 void ProgressBar::finish(std::string_view status) {
@@ -55,13 +67,13 @@ void ProgressBar::draw(int64_t done, std::string_view status, bool final) {
   if (terminal_) {
     constexpr int kWidth = 30;
     const int filled = static_cast<int>(fraction * kWidth);
-    fmt::print(stream_, "\r\033[K{} [{}{}] {}/{} {:.1f} it/s {} {}", label_,
+    fmt::print(stream_, "\r\033[K{} [{}{}] {}/{} {:.1f} it/s {}{}{}", label_,
                std::string(filled, '#'), std::string(kWidth - filled, '.'), done, total_, rate,
-               timing, status);
+               timing, status.empty() ? "" : " ", status);
     if (final) fmt::print(stream_, "\n");
   } else {
-    fmt::print(stream_, "{} {:3.0f}% {}/{} {:.1f} it/s {} {}\n", label_, fraction * 100, done,
-               total_, rate, timing, status);
+    fmt::print(stream_, "{} {:3.0f}% {}/{} {:.1f} it/s {}{}{}\n", label_, fraction * 100, done,
+               total_, rate, timing, status.empty() ? "" : " ", status);
   }
   std::fflush(stream_);
 }

@@ -17,6 +17,8 @@ class ProgressBar {
   ProgressBar(std::string label, int64_t total, std::FILE* stream = stderr);
   /// Records that `done` steps are complete; `status` (e.g. "loss 0.123") is shown beside it.
   void update(int64_t done, std::string_view status = {});
+  /// Prints a whole line above the bar (on a terminal the bar is redrawn below it).
+  void log(std::string_view line);
   /// Draws the final state and ends the line.
   void finish(std::string_view status = {});
 
@@ -30,6 +32,8 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_;
   int64_t last_decile_ = -1;
+  int64_t done_ = 0;
+  std::string status_;
   bool finished_ = false;
 };
 
