@@ -14,10 +14,6 @@
 
 namespace tlora {
 
-std::string_view to_string(InitScheme scheme) {
-  return scheme == InitScheme::Paper ? "paper" : "unit";
-}
-
 TLoRALinearOptions::TLoRALinearOptions(int64_t in_features, int64_t out_features, int64_t rank)
     : in_features_(in_features), out_features_(out_features), rank_(rank) {}
 
@@ -79,20 +75,12 @@ void TLoRALinearImpl::reset() {
 
 void TLoRALinearImpl::reset_adapter() {
   if (merged_) unmerge();  // the new adapter must not leave the old ΔW inside W0
-  const int64_t in = options.in_features();
-  const int64_t out = options.out_features();
   const int64_t r = options.rank();
-  const bool paper = options.init() == InitScheme::Paper;
-  const double std_down = paper ? 1.0 / std::sqrt(3.0 * r) : 1.0 / std::sqrt(double(in));
-  const double std_up = paper ? 1.0 / std::sqrt(3.0 * out) : 1.0 / std::sqrt(double(r));
-  const std::string& n = options.name();
-  const auto dtype = weight.scalar_type();
-  down = register_buffer(
-      "down", philox_normal({r, in}, std_down, options.seed(), stream_id(n + "/down"), dtype)
-                  .to(weight.device()));
-  up = register_buffer(
-      "up", philox_normal({out, r}, std_up, options.seed(), stream_id(n + "/up"), dtype)
-                .to(weight.device()));
+  Projections p = draw_projections(options.in_features(), options.out_features(), r,
+                                   options.init(), options.seed(), options.name(),
+                                   weight.options());
+  down = register_buffer("down", std::move(p.down));
+  up = register_buffer("up", std::move(p.up));
   core = register_parameter("core", at::zeros({r, r}, weight.options()));
   scale = register_parameter("scale", at::full({}, options.scale_init(), weight.options()));
   merged_ = false;

@@ -52,6 +52,23 @@ at::Tensor philox_normal(at::IntArrayRef shape, double std, uint64_t seed, uint6
   return dtype == at::kDouble ? out : out.to(dtype);
 }
 
+at::Tensor philox_uniform(at::IntArrayRef shape, double low, double high, uint64_t seed,
+                          uint64_t stream, at::ScalarType dtype) {
+  TORCH_CHECK(std::isfinite(low) && std::isfinite(high) && low <= high,
+              "philox_uniform: need finite low <= high, got [", low, ", ", high, ")");
+  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kDouble));
+  double* data = out.data_ptr<double>();
+  const int64_t n = out.numel();
+  at::parallel_for(0, (n + 1) / 2, kGrain / 2, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const philox::Block w = philox::draw(seed, stream, static_cast<uint64_t>(b));
+      data[2 * b] = low + (high - low) * unit_interval(w[0], w[1]);
+      if (2 * b + 1 < n) data[2 * b + 1] = low + (high - low) * unit_interval(w[2], w[3]);
+    }
+  });
+  return dtype == at::kDouble ? out : out.to(dtype);
+}
+
 at::Tensor philox_dropout_mask(at::IntArrayRef shape, double p, uint64_t seed, uint64_t stream,
                                const at::TensorOptions& options) {
   TORCH_CHECK(p >= 0.0 && p < 1.0, "philox_dropout_mask: p must be in [0, 1), got ", p);

@@ -66,6 +66,19 @@ TEST(Philox, NormalsMatchIndependentReference) {
   }
 }
 
+TEST(Philox, UniformsMatchIndependentReference) {
+  for (const auto& c : fixture()["uniform"]) {
+    const auto expected = c["uniform"].get<std::vector<double>>();
+    const at::Tensor got = tlora::philox_uniform(
+        {static_cast<int64_t>(expected.size())}, c["low"], c["high"],
+        std::stoull(c["seed"].get<std::string>()),
+        tlora::stream_id(c["stream_name"].get<std::string>()), at::kDouble);
+    for (size_t i = 0; i < expected.size(); ++i) {
+      EXPECT_DOUBLE_EQ(got[i].item<double>(), expected[i]) << i;
+    }
+  }
+}
+
 TEST(Philox, DropoutMasksMatchIndependentReference) {
   for (const auto& c : fixture()["dropout_mask"]) {
     const auto expected = c["mask"].get<std::vector<double>>();

@@ -53,6 +53,14 @@ def normals(seed, stream, n, std):
     return out[:n]
 
 
+def uniforms(seed, stream, n, low, high):
+    out = []
+    for b in range((n + 1) // 2):
+        w = block(seed, stream, b)
+        out += [low + (high - low) * unit(w[0], w[1]), low + (high - low) * unit(w[2], w[3])]
+    return out[:n]
+
+
 def mask(seed, stream, n, p):
     threshold = int(p * 4294967296.0)
     keep = 1.0 / (1.0 - p)
@@ -80,8 +88,11 @@ def main():
     masks = []
     for seed, name, n, p in [(7, "layer/dropout/0", 50, 0.5), (7, "layer/dropout/1", 50, 0.1)]:
         masks.append({"seed": str(seed), "stream_name": name, "p": p, "mask": mask(seed, fnv1a64(name), n, p)})
+    uniform = []
+    for seed, name, n, low, high in [(3, "layer/lora_A", 21, -0.25, 0.25), (0, "x", 4, 0.0, 1.0)]:
+        uniform.append({"seed": str(seed), "stream_name": name, "low": low, "high": high, "uniform": uniforms(seed, fnv1a64(name), n, low, high)})
     path = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "philox_normal.json"
-    path.write_text(json.dumps({"generator": "philox4x32-10 + box-muller (tools/philox_reference.py)", "normal": cases, "dropout_mask": masks}, indent=1) + "\n")
+    path.write_text(json.dumps({"generator": "philox4x32-10 + box-muller (tools/philox_reference.py)", "normal": cases, "uniform": uniform, "dropout_mask": masks}, indent=1) + "\n")
     print(f"wrote {path}")
 
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "tlora/functional.h"
+#include "tlora/projections.h"
 
 #include <torch/nn/cloneable.h>
 #include <torch/nn/modules/linear.h>
@@ -11,17 +12,6 @@
 #include <string>
 
 namespace tlora {
-
-/// How the fixed projections A (down) and B (up) are drawn.
-enum class InitScheme {
-  /// The paper's code: std 1/√(3r) for A and 1/√(3·out) for B (kaiming-normal, a=√5).
-  Paper,
-  /// Variance preserving: std 1/√in for A and 1/√r for B.
-  Unit,
-};
-
-/// Lower-case name of an init scheme ("paper", "unit").
-std::string_view to_string(InitScheme scheme);
 
 /// Options for TLoRALinear, in LibTorch's style: `TLoRALinearOptions(768, 768, 32).dropout(0.5)`.
 struct TLoRALinearOptions {

@@ -18,6 +18,11 @@ uint64_t stream_id(std::string_view name);
 at::Tensor philox_normal(at::IntArrayRef shape, double std, uint64_t seed, uint64_t stream,
                          at::ScalarType dtype = at::kFloat);
 
+/// A tensor of the given shape filled with U(low, high) draws: element i uses the 53-bit uniform
+/// from words 0–1 (i even) or 2–3 (i odd) of Philox block i/2, in double, rounded to `dtype`.
+at::Tensor philox_uniform(at::IntArrayRef shape, double low, double high, uint64_t seed,
+                          uint64_t stream, at::ScalarType dtype = at::kFloat);
+
 /// An inverted-dropout mask of the given shape: 0 where dropped and 1/(1-p) where kept. Element i
 /// uses 32-bit word (i mod 4) of Philox block i/4 of (seed, stream), so a backward pass
 /// regenerates exactly the mask its forward used instead of storing it.

@@ -1,0 +1,284 @@
+#include "tlora/inject.h"
+
+#include "tlora/host_linear.h"
+
+#include <c10/util/Exception.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <torch/nn/modules/linear.h>
+
+#include <algorithm>
+#include <optional>
+#include <regex>
+
+namespace tlora {
+namespace {
+
+using ModulePtr = std::shared_ptr<torch::nn::Module>;
+
+std::regex compile(const std::string& pattern, const char* what) {
+  try {
+    return std::regex(pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    TORCH_CHECK(false, "inject: invalid ", what, " regex '", pattern, "': ", e.what());
+  }
+}
+
+// PEFT's rule for name lists: the whole path, or a suffix starting after a '.'.
+bool name_matches(const std::string& path, const std::string& name) {
+  return path == name ||
+         (path.size() > name.size() && path.ends_with(name) && path[path.size() - name.size() - 1] == '.');
+}
+
+bool any_name_matches(const std::string& path, const std::vector<std::string>& names) {
+  return std::any_of(names.begin(), names.end(), [&](const auto& n) { return name_matches(path, n); });
+}
+
+// PEFT's rule for rank/alpha patterns: `(.*\.)?(pattern)` must match the whole path.
+struct Override {
+  std::regex regex;
+  std::string pattern;
+  bool used = false;
+};
+
+std::vector<Override> compile_overrides(const std::vector<std::string>& patterns, const char* what) {
+  std::vector<Override> out;
+  for (const auto& p : patterns) out.push_back({compile("(.*\\.)?(" + p + ")", what), p});
+  return out;
+}
+
+std::optional<size_t> first_override(std::vector<Override>& overrides, const std::string& path) {
+  for (size_t i = 0; i < overrides.size(); ++i) {
+    if (std::regex_match(path, overrides[i].regex)) {
+      overrides[i].used = true;
+      return i;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string with_commas(int64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::vector<std::shared_ptr<LinearImpl>> hosts_of(torch::nn::Module& model) {
+  std::vector<std::shared_ptr<LinearImpl>> hosts;
+  for (const auto& m : model.modules(/*include_self=*/false)) {
+    if (auto h = std::dynamic_pointer_cast<LinearImpl>(m)) hosts.push_back(std::move(h));
+  }
+  return hosts;
+}
+
+// A matched layer before anything is changed.
+struct Match {
+  std::string path;
+  ModulePtr module;
+  ModulePtr parent;  // null when the parent is the root
+  std::shared_ptr<LinearImpl> host;  // set when already a tlora::Linear
+  AdapterOptions options;
+};
+
+void freeze_all_but_adapters_and(torch::nn::Module& model, const std::vector<ModulePtr>& kept) {
+  for (auto& p : model.parameters()) p.requires_grad_(false);
+  for (auto& h : hosts_of(model)) h->set_active_adapter(h->active_adapter());
+  for (auto& m : kept) {
+    for (auto& p : m->parameters()) p.requires_grad_(true);
+  }
+}
+
+}  // namespace
+
+std::string trainable_summary(const torch::nn::Module& model) {
+  int64_t trainable = 0, all = 0;
+  for (const auto& p : model.parameters()) {
+    all += p.numel();
+    trainable += p.requires_grad() ? p.numel() : 0;
+  }
+  return fmt::format("trainable params: {} || all params: {} || trainable%: {:.4f}", with_commas(trainable),
+                     with_commas(all), all ? 100.0 * trainable / all : 0.0);
+}
+
+std::string InjectReport::summary() const {
+  return fmt::format("trainable params: {} || all params: {} || trainable%: {:.4f}",
+                     with_commas(trainable_params), with_commas(all_params),
+                     all_params ? 100.0 * trainable_params / all_params : 0.0);
+}
+
+std::string InjectReport::table() const {
+  std::string out;
+  for (const auto& m : modules) {
+    out += fmt::format("{:<48} {} {:>5}x{:<5} r={:<3} scale={:<6g} trainable={}\n", m.path,
+                       to_string(kind), m.in_features, m.out_features, m.rank, m.scale,
+                       with_commas(m.trainable));
+  }
+  for (const auto& s : saved_modules) out += fmt::format("{:<48} modules_to_save\n", s);
+  return out + summary();
+}
+
+InjectReport inject(torch::nn::Module& model, const InjectConfig& config) {
+  TORCH_CHECK(!config.target_modules.empty() || !config.target_regex.empty(),
+              "inject: no targets given (set target_modules or target_regex)");
+  TORCH_CHECK(config.adapter.kind != AdapterKind::VeRA || config.rank_pattern.empty(),
+              "inject: VeRA shares one pair of projections, so its rank cannot vary per module");
+  const std::optional<std::regex> target_regex =
+      config.target_regex.empty() ? std::nullopt : std::optional(compile(config.target_regex, "target"));
+  const std::optional<std::regex> exclude_regex =
+      config.exclude_regex.empty() ? std::nullopt : std::optional(compile(config.exclude_regex, "exclude"));
+  const std::regex layers = compile(config.layers_pattern, "layers_pattern");
+  std::vector<std::string> rank_keys, scale_keys;
+  for (const auto& [k, v] : config.rank_pattern) rank_keys.push_back(k);
+  for (const auto& [k, v] : config.scale_pattern) scale_keys.push_back(k);
+  auto rank_overrides = compile_overrides(rank_keys, "rank_pattern");
+  auto scale_overrides = compile_overrides(scale_keys, "scale_pattern");
+
+  std::vector<Match> matches;
+  std::vector<ModulePtr> saved;
+  std::vector<std::string> saved_paths;
+  std::vector<bool> save_used(config.modules_to_save.size(), false);
+  {
+    const auto named = model.named_modules("", /*include_self=*/false);
+    for (const auto& item : named) {
+      const std::string& path = item.key();
+      for (size_t i = 0; i < config.modules_to_save.size(); ++i) {
+        if (name_matches(path, config.modules_to_save[i])) {
+          save_used[i] = true;
+          saved.push_back(item.value());
+          saved_paths.push_back(path);
+        }
+      }
+      const bool targeted = any_name_matches(path, config.target_modules) ||
+                            (target_regex && std::regex_match(path, *target_regex));
+      if (!targeted || any_name_matches(path, config.exclude_modules) ||
+          (exclude_regex && std::regex_match(path, *exclude_regex))) {
+        continue;
+      }
+      if (!config.layers_to_transform.empty()) {
+        std::smatch m;
+        if (!std::regex_search(path, m, layers) || m.size() < 2) continue;
+        const int64_t index = std::stoll(m[1].str());
+        const auto& wanted = config.layers_to_transform;
+        if (std::find(wanted.begin(), wanted.end(), index) == wanted.end()) continue;
+      }
+      Match match{path, item.value(), nullptr, std::dynamic_pointer_cast<LinearImpl>(item.value()), config.adapter};
+      if (const auto dot = path.rfind('.'); dot != std::string::npos) match.parent = named[path.substr(0, dot)];
+      if (auto i = first_override(rank_overrides, path)) match.options.rank = config.rank_pattern[*i].second;
+      if (auto i = first_override(scale_overrides, path)) match.options.scale = config.scale_pattern[*i].second;
+      matches.push_back(std::move(match));
+    }
+  }
+
+  TORCH_CHECK(!matches.empty(), "inject: no module matched the targets (target_modules=[",
+              fmt::format("{}", fmt::join(config.target_modules, ", ")), "], target_regex='",
+              config.target_regex, "')");
+  for (const auto& o : rank_overrides) TORCH_CHECK(o.used, "inject: rank_pattern '", o.pattern, "' matched no adapted module");
+  for (const auto& o : scale_overrides) TORCH_CHECK(o.used, "inject: scale_pattern '", o.pattern, "' matched no adapted module");
+  for (size_t i = 0; i < save_used.size(); ++i) {
+    TORCH_CHECK(save_used[i], "inject: modules_to_save entry '", config.modules_to_save[i], "' matched no module");
+  }
+
+  // Validate every match and build every adapter before the model is touched.
+  std::vector<at::Tensor> weights;
+  for (auto& m : matches) {
+    if (m.host) {
+      TORCH_CHECK(!m.host->adapter(config.adapter_name), "inject: module '", m.path,
+                  "' already has an adapter named '", config.adapter_name, "'");
+      weights.push_back(m.host->weight);
+      continue;
+    }
+    auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(m.module);
+    TORCH_CHECK(linear, "inject: matched module '", m.path, "' is a ", m.module->name(),
+                ", not a linear layer; narrow target_modules or add it to exclude_modules");
+    // The registry (children_) and `matches` hold it; any other owner is a C++ member or a
+    // container (Sequential, ModuleList, ModuleDict) whose forward would keep calling it.
+    TORCH_CHECK(m.module.use_count() <= 2, "inject: module '", m.path,
+                "' is a torch::nn::Linear that is still held by a C++ member or a container, so "
+                "replacing it in the module registry would not change what forward() calls. Build "
+                "the model from tlora::Linear (a drop-in with the same options and parameter "
+                "names), which carries adapters in place.");
+    weights.push_back(linear->weight);
+  }
+  std::optional<VeRAProjections> vera;
+  if (config.adapter.kind == AdapterKind::VeRA) {
+    int64_t max_in = 0, max_out = 0;
+    for (const auto& w : weights) {
+      max_in = std::max(max_in, w.size(1));
+      max_out = std::max(max_out, w.size(0));
+    }
+    vera = draw_vera_projections(max_in, max_out, config.adapter, weights.front().options());
+  }
+  std::vector<std::shared_ptr<AdapterImpl>> adapters;
+  for (size_t i = 0; i < matches.size(); ++i) {
+    c10::NoGradGuard no_grad;
+    adapters.push_back(make_adapter(matches[i].options, matches[i].path, weights[i], vera ? &*vera : nullptr));
+  }
+
+  InjectReport report;
+  report.kind = config.adapter.kind;
+  for (size_t i = 0; i < matches.size(); ++i) {
+    Match& m = matches[i];
+    if (!m.host) {
+      auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(m.module);
+      m.host = std::make_shared<LinearImpl>(linear->weight, linear->bias);
+      const std::string key = m.path.substr(m.path.rfind('.') == std::string::npos ? 0 : m.path.rfind('.') + 1);
+      (m.parent ? *m.parent : model).replace_module(key, m.host);
+    }
+    m.host->add_adapter(config.adapter_name, adapters[i]);
+    report.modules.push_back({m.path, weights[i].size(1), weights[i].size(0), m.options.rank,
+                              m.options.scale, adapters[i]->trainable_count()});
+  }
+  freeze_all_but_adapters_and(model, saved);
+  report.saved_modules = saved_paths;
+  for (const auto& p : model.parameters()) {
+    report.all_params += p.numel();
+    report.trainable_params += p.requires_grad() ? p.numel() : 0;
+  }
+  return report;
+}
+
+void set_active_adapter(torch::nn::Module& model, const std::string& name) {
+  bool found = name.empty();
+  for (auto& h : hosts_of(model)) {
+    if (name.empty() || h->adapter(name)) {
+      h->set_active_adapter(name);
+      found = true;
+    }
+  }
+  TORCH_CHECK(found, "set_active_adapter: no module has an adapter named '", name, "'");
+}
+
+void delete_adapter(torch::nn::Module& model, const std::string& name) {
+  bool found = false;
+  for (auto& h : hosts_of(model)) {
+    if (h->adapter(name)) {
+      h->delete_adapter(name);
+      found = true;
+    }
+  }
+  TORCH_CHECK(found, "delete_adapter: no module has an adapter named '", name, "'");
+}
+
+void merge_and_unload(torch::nn::Module& model) {
+  for (auto& h : hosts_of(model)) h->merge_and_unload();
+}
+
+void unload(torch::nn::Module& model) {
+  for (auto& h : hosts_of(model)) h->unload();
+}
+
+DisableAdapters::DisableAdapters(torch::nn::Module& model) {
+  for (auto& h : hosts_of(model)) {
+    hosts_.emplace_back(h, h->adapters_enabled());
+    h->set_adapters_enabled(false);
+  }
+}
+
+DisableAdapters::~DisableAdapters() {
+  for (auto& [m, enabled] : hosts_) std::static_pointer_cast<LinearImpl>(m)->set_adapters_enabled(enabled);
+}
+
+}  // namespace tlora
