@@ -190,7 +190,7 @@ InjectReport inject(torch::nn::Module& model, const InjectConfig& config) {
       weights.push_back(m.host->weight);
       continue;
     }
-    auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(m.module);
+    const auto* linear = dynamic_cast<const torch::nn::LinearImpl*>(m.module.get());
     TORCH_CHECK(linear, "inject: matched module '", m.path, "' is a ", m.module->name(),
                 ", not a linear layer; narrow target_modules or add it to exclude_modules");
     // The registry (children_) and `matches` hold it; any other owner is a C++ member or a
