@@ -66,24 +66,23 @@ at::Tensor scaled_core_down(const at::Tensor& core, const at::Tensor& down, cons
   return (core.to(acc) * scale.to(acc).reshape({})).mm(down.to(acc));
 }
 
-// W_eff = W0 + B·(α·M·A), accumulated in fp32 for half-precision layers.
+// W_eff = W0 + B·(α·M·A). The rank-r update runs in W0's own dtype: for half precision a round
+// trip of W0 through fp32 costs three times as much and stays within the accuracy budget.
 at::Tensor merged_weight(const at::Tensor& weight, const at::Tensor& up, const at::Tensor& core,
                          const at::Tensor& down, const at::Tensor& scale) {
   const at::ScalarType acc = accumulate_type(weight.scalar_type());
-  return at::addmm(weight.to(acc), up.to(acc), scaled_core_down(core, down, scale, acc))
-      .to(weight.scalar_type());
+  return at::addmm(weight, up, scaled_core_down(core, down, scale, acc).to(weight.scalar_type()));
 }
 
 struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
   // Saved-tensor slots, in order.
-  enum Slot { kU, kWeight, kDown, kUp, kCore, kScale, kInput, kSlots };
+  enum Slot { kU, kWeight, kDown, kUp, kCore, kScale, kInput };
 
   // The bias is optional rather than undefined: autograd records every tensor input's metadata.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const std::optional<at::Tensor>& maybe_bias, const at::Tensor& down,
-                            const at::Tensor& up,
-                            const at::Tensor& core, const at::Tensor& scale, bool merged,
-                            AdapterDropout dropout) {
+                            const at::Tensor& up, const at::Tensor& core, const at::Tensor& scale,
+                            bool merged, AdapterDropout dropout) {
     const int64_t in = weight.size(1);
     const at::Tensor bias = maybe_bias.value_or(at::Tensor());
     const at::Tensor x2 = x.reshape({-1, in});
@@ -93,16 +92,16 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
 
     const at::Tensor adapter_in = drop_in ? x2 * mask_like(x2, dropout) : x2;
     const at::Tensor u = adapter_in.mm(down.t()).to(acc);
-    const at::Tensor alpha = scale.to(acc).reshape({});
 
     at::Tensor y;
-    at::Tensor saved_weight = weight;
     if (merged) {
-      saved_weight = merged_weight(weight, up, core, down, scale);
-      y = bias.defined() ? at::addmm(bias, x2, saved_weight.t()) : x2.mm(saved_weight.t());
+      const at::Tensor w_eff = merged_weight(weight, up, core, down, scale);
+      y = bias.defined() ? at::addmm(bias, x2, w_eff.t()) : x2.mm(w_eff.t());
     } else {
       y = bias.defined() ? at::addmm(bias, x2, weight.t()) : x2.mm(weight.t());
-      const at::Tensor scaled_v = (u.mm(core.to(acc).t()) * alpha).to(x.scalar_type());
+      // α folded into the r×r core, so no N-sized tensor is scaled.
+      const at::Tensor scaled_core = core.to(acc) * scale.to(acc).reshape({});
+      const at::Tensor scaled_v = u.mm(scaled_core.t()).to(x.scalar_type());
       if (drop_out) {
         y.add_(scaled_v.mm(up.t()) * mask_like(y, dropout));
       } else {
@@ -110,11 +109,11 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
       }
     }
 
-    // Only u is an activation; the rest are the layer's own tensors (W_eff for merged). x is
-    // kept only when W0 itself trains (full fine-tuning), which needs dW = Gᵀ·x.
+    // Only u is an activation; the rest are the layer's own tensors, held by reference. W_eff
+    // is rebuilt in backward rather than kept, so no weight-sized tensor lives between the
+    // passes. x is kept only when W0 itself trains (full fine-tuning), for dW = Gᵀ·x.
     const bool weight_trains = weight.requires_grad();
-    ctx->save_for_backward({u, saved_weight, down, up, core, scale,
-                            weight_trains ? x2 : at::Tensor()});
+    ctx->save_for_backward({u, weight, down, up, core, scale, weight_trains ? x2 : at::Tensor()});
     ctx->saved_data["merged"] = merged;
     ctx->saved_data["p"] = dropout.p;
     ctx->saved_data["input_dropout"] = drop_in;
@@ -142,26 +141,26 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
     dropout.stream = static_cast<uint64_t>(ctx->saved_data["stream"].toInt());
     const bool drop_in = ctx->saved_data["input_dropout"].toBool();
     const bool drop_out = dropout.p > 0 && !drop_in;
+    // needs_input_grad counts tensor inputs only, so an absent bias shifts the later indices.
+    const bool has_bias = ctx->saved_data["has_bias"].toBool();
+    auto needs = [&](size_t arg) { return ctx->needs_input_grad(has_bias || arg < 2 ? arg : arg - 1); };
 
     const int64_t out = weight.size(0);
     const at::Tensor grad = grad_outputs[0].reshape({-1, out});
     const at::ScalarType acc = u.scalar_type();
     const at::Tensor alpha = scale.to(acc).reshape({});
     const at::Tensor core_acc = core.to(acc);
-
     const at::Tensor grad_adapter = drop_out ? grad * mask_like(grad, dropout) : grad;
     const at::Tensor g = grad_adapter.mm(up).to(acc);  // N×r
-    const at::Tensor v = u.mm(core_acc.t());          // N×r
-
-    // needs_input_grad counts tensor inputs only, so an absent bias shifts the later indices.
-    const bool has_bias = ctx->saved_data["has_bias"].toBool();
-    auto needs = [&](size_t arg) { return ctx->needs_input_grad(has_bias || arg < 2 ? arg : arg - 1); };
 
     variable_list grads(9);
     if (needs(0)) {
-      at::Tensor dx = grad.mm(weight);
-      if (!merged) {
-        const at::Tensor du = (g.mm(core_acc) * alpha).to(dx.scalar_type());
+      at::Tensor dx;
+      if (merged) {
+        dx = grad.mm(merged_weight(weight, up, core, down, scale));
+      } else {
+        dx = grad.mm(weight);
+        const at::Tensor du = g.mm(core_acc * alpha).to(dx.scalar_type());
         if (drop_in) {
           dx.add_(du.mm(down) * mask_like(dx, dropout));
         } else {
@@ -174,10 +173,10 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
     }
     if (needs(1)) grads[1] = grad.t().mm(saved[kInput]);
     if (has_bias && needs(2)) grads[2] = grad.sum(0);
-    if (needs(5)) grads[5] = (g.t().mm(u) * alpha).to(core.scalar_type());
-    if (needs(6)) {
-      grads[6] = (g * v).sum().reshape(scale.sizes()).to(scale.scalar_type());
-    }
+    // dM = α·gᵀu and dα = Σ g ⊙ (u·Mᵀ) = Σ (gᵀu) ⊙ M share the one r×r product gᵀu.
+    const at::Tensor gtu = (needs(5) || needs(6)) ? g.t().mm(u) : at::Tensor();
+    if (needs(5)) grads[5] = (gtu * alpha).to(core.scalar_type());
+    if (needs(6)) grads[6] = (gtu * core_acc).sum().reshape(scale.sizes()).to(scale.scalar_type());
     return grads;
   }
 };

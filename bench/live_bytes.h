@@ -1,0 +1,26 @@
+// Counts the bytes of tensor storage alive on a device, to measure what an autograd graph keeps.
+#pragma once
+
+#include <c10/core/Device.h>
+
+#include <cstdint>
+
+namespace tlora::bench {
+
+/// While alive, tracks the bytes requested and not yet freed on `device`. On CPU it installs a
+/// counting wrapper around the CPU allocator (so only tensors created meanwhile are seen); on an
+/// accelerator it reads the caching allocator's requested-bytes statistic.
+class LiveBytes {
+ public:
+  explicit LiveBytes(c10::Device device);
+  ~LiveBytes();
+  LiveBytes(const LiveBytes&) = delete;
+  LiveBytes& operator=(const LiveBytes&) = delete;
+
+  int64_t current() const;
+
+ private:
+  c10::Device device_;
+};
+
+}  // namespace tlora::bench
