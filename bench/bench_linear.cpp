@@ -2,7 +2,7 @@
 // base layer it adapts and against the same adapter differentiated by plain autograd, plus the
 // bytes each graph keeps for backward (DESIGN.md §2). README.md describes the output.
 
-#include "live_bytes.h"
+#include "tlora/live_bytes.h"
 
 #include "tlora/functional.h"
 #include "tlora/linear.h"
@@ -34,7 +34,7 @@
 namespace {
 
 using nlohmann::json;
-using tlora::bench::LiveBytes;
+using tlora::LiveBytes;
 
 struct Shape {
   int64_t tokens, in, out, rank;

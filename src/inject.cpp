@@ -1,11 +1,11 @@
 #include "tlora/inject.h"
 
+#include "host_slot.h"
 #include "tlora/host_linear.h"
 
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <torch/nn/modules/linear.h>
 
 #include <algorithm>
 #include <optional>
@@ -14,7 +14,8 @@
 namespace tlora {
 namespace {
 
-using ModulePtr = std::shared_ptr<torch::nn::Module>;
+using detail::hosts_of;
+using detail::ModulePtr;
 
 std::regex compile(const std::string& pattern, const char* what) {
   try {
@@ -66,30 +67,11 @@ std::string with_commas(int64_t n) {
   return out;
 }
 
-std::vector<std::shared_ptr<LinearImpl>> hosts_of(torch::nn::Module& model) {
-  std::vector<std::shared_ptr<LinearImpl>> hosts;
-  for (const auto& m : model.modules(/*include_self=*/false)) {
-    if (auto h = std::dynamic_pointer_cast<LinearImpl>(m)) hosts.push_back(std::move(h));
-  }
-  return hosts;
-}
-
 // A matched layer before anything is changed.
 struct Match {
-  std::string path;
-  ModulePtr module;
-  ModulePtr parent;  // null when the parent is the root
-  std::shared_ptr<LinearImpl> host;  // set when already a tlora::Linear
+  detail::HostSlot slot;
   AdapterOptions options;
 };
-
-void freeze_all_but_adapters_and(torch::nn::Module& model, const std::vector<ModulePtr>& kept) {
-  for (auto& p : model.parameters()) p.requires_grad_(false);
-  for (auto& h : hosts_of(model)) h->set_active_adapter(h->active_adapter());
-  for (auto& m : kept) {
-    for (auto& p : m->parameters()) p.requires_grad_(true);
-  }
-}
 
 }  // namespace
 
@@ -164,8 +146,7 @@ InjectReport inject(torch::nn::Module& model, const InjectConfig& config) {
         const auto& wanted = config.layers_to_transform;
         if (std::find(wanted.begin(), wanted.end(), index) == wanted.end()) continue;
       }
-      Match match{path, item.value(), nullptr, std::dynamic_pointer_cast<LinearImpl>(item.value()), config.adapter};
-      if (const auto dot = path.rfind('.'); dot != std::string::npos) match.parent = named[path.substr(0, dot)];
+      Match match{detail::make_host_slot(named, path, item.value()), config.adapter};
       if (auto i = first_override(rank_overrides, path)) match.options.rank = config.rank_pattern[*i].second;
       if (auto i = first_override(scale_overrides, path)) match.options.scale = config.scale_pattern[*i].second;
       matches.push_back(std::move(match));
@@ -183,24 +164,11 @@ InjectReport inject(torch::nn::Module& model, const InjectConfig& config) {
 
   // Validate every match and build every adapter before the model is touched.
   std::vector<at::Tensor> weights;
-  for (auto& m : matches) {
-    if (m.host) {
-      TORCH_CHECK(!m.host->adapter(config.adapter_name), "inject: module '", m.path,
-                  "' already has an adapter named '", config.adapter_name, "'");
-      weights.push_back(m.host->weight);
-      continue;
-    }
-    const auto* linear = dynamic_cast<const torch::nn::LinearImpl*>(m.module.get());
-    TORCH_CHECK(linear, "inject: matched module '", m.path, "' is a ", m.module->name(),
-                ", not a linear layer; narrow target_modules or add it to exclude_modules");
-    // The registry (children_) and `matches` hold it; any other owner is a C++ member or a
-    // container (Sequential, ModuleList, ModuleDict) whose forward would keep calling it.
-    TORCH_CHECK(m.module.use_count() <= 2, "inject: module '", m.path,
-                "' is a torch::nn::Linear that is still held by a C++ member or a container, so "
-                "replacing it in the module registry would not change what forward() calls. Build "
-                "the model from tlora::Linear (a drop-in with the same options and parameter "
-                "names), which carries adapters in place.");
-    weights.push_back(linear->weight);
+  for (const auto& m : matches) {
+    weights.push_back(detail::host_weight(m.slot, "inject: matched module",
+                                          "; narrow target_modules or add it to exclude_modules"));
+    TORCH_CHECK(!m.slot.host || !m.slot.host->adapter(config.adapter_name), "inject: module '",
+                m.slot.path, "' already has an adapter named '", config.adapter_name, "'");
   }
   std::optional<VeRAProjections> vera;
   if (config.adapter.kind == AdapterKind::VeRA) {
@@ -214,24 +182,19 @@ InjectReport inject(torch::nn::Module& model, const InjectConfig& config) {
   std::vector<std::shared_ptr<AdapterImpl>> adapters;
   for (size_t i = 0; i < matches.size(); ++i) {
     c10::NoGradGuard no_grad;
-    adapters.push_back(make_adapter(matches[i].options, matches[i].path, weights[i], vera ? &*vera : nullptr));
+    adapters.push_back(make_adapter(matches[i].options, matches[i].slot.path, weights[i], vera ? &*vera : nullptr));
   }
 
   InjectReport report;
   report.kind = config.adapter.kind;
+  report.adapter_name = config.adapter_name;
   for (size_t i = 0; i < matches.size(); ++i) {
     Match& m = matches[i];
-    if (!m.host) {
-      auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(m.module);
-      m.host = std::make_shared<LinearImpl>(linear->weight, linear->bias);
-      const std::string key = m.path.substr(m.path.rfind('.') == std::string::npos ? 0 : m.path.rfind('.') + 1);
-      (m.parent ? *m.parent : model).replace_module(key, m.host);
-    }
-    m.host->add_adapter(config.adapter_name, adapters[i]);
-    report.modules.push_back({m.path, weights[i].size(1), weights[i].size(0), m.options.rank,
+    detail::install_host(model, m.slot)->add_adapter(config.adapter_name, adapters[i]);
+    report.modules.push_back({m.slot.path, weights[i].size(1), weights[i].size(0), m.options.rank,
                               m.options.scale, adapters[i]->trainable_count()});
   }
-  freeze_all_but_adapters_and(model, saved);
+  detail::freeze_all_but_adapters_and(model, saved);
   report.saved_modules = saved_paths;
   for (const auto& p : model.parameters()) {
     report.all_params += p.numel();

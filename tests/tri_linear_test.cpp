@@ -1,6 +1,6 @@
 // The custom autograd function against finite differences and the composed LibTorch chain.
-#include "live_bytes.h"
 #include "tlora/functional.h"
+#include "tlora/live_bytes.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -181,14 +181,13 @@ TEST(TriLinear, AutoStrategyCostModel) {
 
 // What the graph keeps alive after forward, measured by a counting allocator.
 int64_t saved_bytes(const std::function<at::Tensor()>& forward) {
-  auto& counter = tlora::testing::LiveBytes::install();
-  const int64_t before = counter.live();
+  const tlora::LiveBytes live(c10::kCPU);
+  const int64_t before = live.current();
   at::Tensor y = forward();
-  return counter.live() - before - static_cast<int64_t>(y.nbytes());
+  return live.current() - before - static_cast<int64_t>(y.nbytes());
 }
 
 TEST(TriLinear, KeepsOnlyRankSizedActivations) {
-  tlora::testing::LiveBytes::install();
   const int64_t n = 512, in = 64, out = 48, r = 4;
   const auto o = at::TensorOptions(at::kFloat);
   TriLinearWeights w{at::randn({out, in}, o), at::randn({out}, o), at::randn({r, in}, o),

@@ -72,6 +72,9 @@ class AdapterImpl : public torch::nn::Module {
   virtual at::Tensor forward(const at::Tensor& x, const BaseLinear& base) = 0;
   /// ΔW (out×in), detached.
   virtual at::Tensor delta_weight() const = 0;
+  /// Whether its buffers (the fixed tensors) are what make_adapter draws for its options, path
+  /// and layer shape on any machine, so a checkpoint may leave them out and regenerate them.
+  virtual bool buffers_regenerable() const = 0;
 
   /// The options this adapter was built with.
   const AdapterOptions& options() const { return options_; }

@@ -60,6 +60,8 @@ struct AdaptedModule {
 struct InjectReport {
   /// The adapter kind.
   AdapterKind kind = AdapterKind::TLoRA;
+  /// Name of the adapter that was added (InjectConfig::adapter_name).
+  std::string adapter_name;
   /// Every adapted layer, in module order.
   std::vector<AdaptedModule> modules;
   /// Paths of the modules kept trainable by modules_to_save.

@@ -11,6 +11,7 @@ class TLoRAAdapter final : public AdapterImpl {
   TLoRAAdapter(const AdapterOptions& options, const std::string& path, const at::Tensor& weight);
   at::Tensor forward(const at::Tensor& x, const BaseLinear& base) override;
   at::Tensor delta_weight() const override;
+  bool buffers_regenerable() const override { return true; }
 
  private:
   at::Tensor down_, up_, core_, scale_;
@@ -22,6 +23,7 @@ class LoRAAdapter final : public AdapterImpl {
   LoRAAdapter(const AdapterOptions& options, const std::string& path, const at::Tensor& weight);
   at::Tensor forward(const at::Tensor& x, const BaseLinear& base) override;
   at::Tensor delta_weight() const override;
+  bool buffers_regenerable() const override { return true; }
 
  private:
   at::Tensor lora_a_, lora_b_;
@@ -35,6 +37,7 @@ class VeRAAdapter final : public AdapterImpl {
               const VeRAProjections& shared);
   at::Tensor forward(const at::Tensor& x, const BaseLinear& base) override;
   at::Tensor delta_weight() const override;
+  bool buffers_regenerable() const override { return true; }
 
  private:
   at::Tensor down_, up_, lambda_d_, lambda_b_;
@@ -46,6 +49,8 @@ class LoRAXSAdapter final : public AdapterImpl {
   LoRAXSAdapter(const AdapterOptions& options, const std::string& path, const at::Tensor& weight);
   at::Tensor forward(const at::Tensor& x, const BaseLinear& base) override;
   at::Tensor delta_weight() const override;
+  // From an SVD, whose last bits depend on the machine's LAPACK.
+  bool buffers_regenerable() const override { return false; }
 
  private:
   at::Tensor down_, up_, core_, scale_;

@@ -1,4 +1,4 @@
-#include "live_bytes.h"
+#include "tlora/live_bytes.h"
 
 #include <ATen/DeviceAccelerator.h>
 #include <c10/core/Allocator.h>
@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <utility>
 
-namespace tlora::bench {
+namespace tlora {
 namespace {
 
 std::atomic<int64_t> cpu_live{0};
@@ -97,4 +97,4 @@ int64_t LiveBytes::current() const {
       .current;
 }
 
-}  // namespace tlora::bench
+}  // namespace tlora

@@ -1,0 +1,58 @@
+// Internal: which tensors an adapter checkpoint holds and under which keys, building the
+// adapters a config describes, and the checksums that bind a config to its tensors.
+#pragma once
+
+#include "adapter_config.h"
+#include "host_slot.h"
+#include "tlora/adapters.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tlora::detail {
+
+/// Tensors by key, in key order.
+using TensorMap = std::map<std::string, at::Tensor>;
+
+/// VeRA's pair is shared by every layer, so it is stored once under these keys, not per layer.
+inline constexpr const char* kVeraDown = "vera_A";
+/// The key of VeRA's shared B.
+inline constexpr const char* kVeraUp = "vera_B";
+
+/// One adapted layer being saved or loaded.
+struct Adapted {
+  /// The layer as the config records it.
+  ModuleEntry entry;
+  /// Its adapter.
+  std::shared_ptr<AdapterImpl> adapter;
+};
+
+/// FNV-1a-64 over each tensor's key, dtype, shape and bytes, in key order, as 16 hex digits.
+std::string checksum(const TensorMap& tensors);
+
+/// The largest in_features and out_features of the layers: the extent of VeRA's shared pair.
+std::pair<int64_t, int64_t> vera_extent(const std::vector<ModuleEntry>& modules);
+
+/// The adapters' trainable tensors under "<path>.<parameter>".
+TensorMap trainable_tensors(const std::vector<Adapted>& adapted);
+
+/// The adapters' fixed tensors under "<path>.<buffer>", except VeRA's shared pair, which is
+/// returned once under kVeraDown and kVeraUp.
+TensorMap fixed_tensors(AdapterKind kind, const std::vector<Adapted>& adapted);
+
+/// The adapters `config` describes, on layers with these base weights (which fix device and
+/// dtype; their values matter only to LoRA-XS's SVD). VeRA shares `vera`, or draws the pair.
+std::vector<Adapted> build_adapters(const AdapterConfig& config, const std::vector<at::Tensor>& weights,
+                                    std::optional<VeRAProjections> vera);
+
+/// The parameters of a module to save, under "<path>.<name>", without those of adapters it may
+/// carry (they belong to their own checkpoints).
+TensorMap saved_module_parameters(const ModulePtr& module, const std::string& path);
+
+}  // namespace tlora::detail
