@@ -33,7 +33,8 @@ void ProgressBar::update(int64_t done, std::string_view status) {
     if (now - last_draw_ < std::chrono::milliseconds(100)) return;
   } else {
     const int64_t decile = std::clamp<int64_t>(done, 0, total_) * 10 / total_;
-    if (decile == last_decile_) return;
+    // The last tenth is reported by finish(), with the total time.
+    if (decile == last_decile_ || decile == 10) return;
     last_decile_ = decile;
   }
   last_draw_ = now;
