@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <numbers>
+#include <utility>
 
 namespace tlora {
 namespace {
@@ -21,6 +22,24 @@ double unit_interval(uint32_t hi, uint32_t lo) {
 }
 
 constexpr int64_t kGrain = 1 << 14;
+
+// Fills a double tensor two elements per Philox block: element 2b and 2b+1 come from `pair`
+// applied to block b, so a value never depends on the shape or the thread split.
+template <typename Pair>
+at::Tensor fill_pairs(at::IntArrayRef shape, uint64_t seed, uint64_t stream, at::ScalarType dtype,
+                      const Pair& pair) {
+  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kDouble));
+  double* data = out.data_ptr<double>();
+  const int64_t n = out.numel();
+  at::parallel_for(0, (n + 1) / 2, kGrain / 2, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const auto [first, second] = pair(philox::draw(seed, stream, static_cast<uint64_t>(b)));
+      data[2 * b] = first;
+      if (2 * b + 1 < n) data[2 * b + 1] = second;
+    }
+  });
+  return dtype == at::kDouble ? out : out.to(dtype);
+}
 
 }  // namespace
 
@@ -37,36 +56,21 @@ at::Tensor philox_normal(at::IntArrayRef shape, double std, uint64_t seed, uint6
                          at::ScalarType dtype) {
   TORCH_CHECK(std >= 0.0 && std::isfinite(std), "philox_normal: std must be finite and >= 0, got ",
               std);
-  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kDouble));
-  double* data = out.data_ptr<double>();
-  const int64_t n = out.numel();
-  at::parallel_for(0, (n + 1) / 2, kGrain / 2, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      const philox::Block w = philox::draw(seed, stream, static_cast<uint64_t>(b));
-      const double radius = std::sqrt(-2.0 * std::log(1.0 - unit_interval(w[0], w[1])));
-      const double angle = 2.0 * std::numbers::pi * unit_interval(w[2], w[3]);
-      data[2 * b] = std * radius * std::cos(angle);
-      if (2 * b + 1 < n) data[2 * b + 1] = std * radius * std::sin(angle);
-    }
+  return fill_pairs(shape, seed, stream, dtype, [std](const philox::Block& w) {
+    const double radius = std::sqrt(-2.0 * std::log(1.0 - unit_interval(w[0], w[1])));
+    const double angle = 2.0 * std::numbers::pi * unit_interval(w[2], w[3]);
+    return std::pair(std * radius * std::cos(angle), std * radius * std::sin(angle));
   });
-  return dtype == at::kDouble ? out : out.to(dtype);
 }
 
 at::Tensor philox_uniform(at::IntArrayRef shape, double low, double high, uint64_t seed,
                           uint64_t stream, at::ScalarType dtype) {
   TORCH_CHECK(std::isfinite(low) && std::isfinite(high) && low <= high,
               "philox_uniform: need finite low <= high, got [", low, ", ", high, ")");
-  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kDouble));
-  double* data = out.data_ptr<double>();
-  const int64_t n = out.numel();
-  at::parallel_for(0, (n + 1) / 2, kGrain / 2, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      const philox::Block w = philox::draw(seed, stream, static_cast<uint64_t>(b));
-      data[2 * b] = low + (high - low) * unit_interval(w[0], w[1]);
-      if (2 * b + 1 < n) data[2 * b + 1] = low + (high - low) * unit_interval(w[2], w[3]);
-    }
+  return fill_pairs(shape, seed, stream, dtype, [low, high](const philox::Block& w) {
+    return std::pair(low + (high - low) * unit_interval(w[0], w[1]),
+                     low + (high - low) * unit_interval(w[2], w[3]));
   });
-  return dtype == at::kDouble ? out : out.to(dtype);
 }
 
 at::Tensor philox_dropout_mask(at::IntArrayRef shape, double p, uint64_t seed, uint64_t stream,

@@ -1,4 +1,5 @@
 // Patching a model: matching rules, freezing, reports, errors, switching, merging, unloading.
+#include "test_util.h"
 #include "tiny_model.h"
 #include "tlora/inject.h"
 
@@ -15,14 +16,7 @@ using tlora::AdapterKind;
 using tlora::InjectConfig;
 using tlora::testing::TinyEncoder;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "no error";
-}
+using tlora::testing::error_of;
 
 InjectConfig qv(AdapterKind kind = AdapterKind::TLoRA, int64_t rank = 4) {
   InjectConfig c;

@@ -1,4 +1,5 @@
 // TLoRALinear as a module: construction, freezing, merge/unmerge, errors, and training.
+#include "test_util.h"
 #include "tlora/linear.h"
 
 #include <ATen/ATen.h>
@@ -14,14 +15,7 @@ namespace {
 using tlora::TLoRALinear;
 using tlora::TLoRALinearOptions;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "no error";
-}
+using tlora::testing::error_of;
 
 TEST(TLoRALinear, ParametersBuffersAndFreezing) {
   TLoRALinear layer(TLoRALinearOptions(16, 12, 4).name("blocks.0.attn.q"));

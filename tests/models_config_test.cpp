@@ -1,4 +1,5 @@
 // config.json parsing: transformers' defaults and rules, and the configurations refused by name.
+#include "test_util.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/config.h"
 #include "tlora/models/loading.h"
@@ -41,14 +42,7 @@ const char* kMiniLm = R"({
   "vocab_size": 30522
 })";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "no error";
-}
+using tlora::testing::error_of;
 
 // The MiniLM config with `field` replaced by (or added as) `value` (raw JSON).
 std::string with(const std::string& field, const std::string& value) {

@@ -1,4 +1,5 @@
 // Weight loading: the strict key report, the base-model prefix, new heads, sharded checkpoints.
+#include "test_util.h"
 #include "tlora/inject.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/loading.h"
@@ -23,14 +24,7 @@ using Tensors = std::map<std::string, at::Tensor>;
 
 const std::string kTiny = TLORA_FIXTURE_DIR "/models/bert-tiny";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "no error";
-}
+using tlora::testing::error_of;
 
 // A scratch folder removed with the files written through it (POSIX calls: std::filesystem
 // operations are unsafe next to LibTorch's copy of them).

@@ -1,5 +1,6 @@
 // RoBERTa against transformers: a small random RobertaForSequenceClassification, its positions,
 // its classification head, and loading it into a RobertaModel.
+#include "test_util.h"
 #include "tlora/inject.h"
 #include "tlora/models/loading.h"
 #include "tlora/models/roberta.h"
@@ -25,14 +26,7 @@ double max_abs(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kCPU, at::kDouble) - b.to(at::kCPU, at::kDouble)).abs().max().item<double>();
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "no error";
-}
+using tlora::testing::error_of;
 
 TEST(ModelsRoberta, ParameterNamesAreTheStateDictKeysOfTransformers) {
   const auto file = tlora::safetensors::File::open(kTiny + "/model.safetensors");
