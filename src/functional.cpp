@@ -156,7 +156,9 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
     variable_list grads(9);
     if (needs(0)) {
       at::Tensor dx;
-      if (merged) {
+      // Merged rebuilds W_eff (a rank-r pass over out×in) unless the rank-r update of dx (a
+      // pass over N×in) is the smaller one, i.e. unless N ≤ out; both give the same dx.
+      if (merged && grad.size(0) > out) {
         dx = grad.mm(merged_weight(weight, up, core, down, scale));
       } else {
         dx = grad.mm(weight);

@@ -109,6 +109,19 @@ TEST(TriLinear, EqualsComposedChainForEveryStrategy) {
   }
 }
 
+// Merged backward takes the factored route for dx when N ≤ out and rebuilds W_eff otherwise.
+TEST(TriLinear, MergedBackwardRoutesAgree) {
+  for (int64_t n : std::initializer_list<int64_t>{1, 2, kOut, kOut + 1, 9}) {
+    SCOPED_TRACE(n);
+    const TriLinearWeights w = random_weights();
+    const at::Tensor x = at::randn({n, kIn}, at::kDouble).requires_grad_(true);
+    const at::Tensor r = at::randn({n, kOut}, at::kDouble);
+    const auto g = torch::autograd::grad({(tlora::tri_linear(x, w, Strategy::Merged) * r).sum()}, {x, w.core, w.scale});
+    const auto gr = torch::autograd::grad({(tlora::tri_linear_composed(x, w) * r).sum()}, {x, w.core, w.scale});
+    for (size_t i = 0; i < g.size(); ++i) EXPECT_TRUE(at::allclose(g[i], gr[i], 1e-12, 1e-12)) << i;
+  }
+}
+
 TEST(TriLinear, DropoutChangesTheOutputAndIsReproducible) {
   const TriLinearWeights w = random_weights();
   const at::Tensor x = at::randn({64, kIn}, at::kDouble);
