@@ -1,5 +1,6 @@
 // Adapter checkpoints: bit-exact round trips for every kind, the config's fields, refusals that
 // name the file and the problem and leave the model untouched, atomic saves.
+#include "test_util.h"
 #include "tiny_model.h"
 #include "tlora/checkpoint.h"
 #include "tlora/inject.h"
@@ -32,20 +33,8 @@ using tlora::testing::TinyEncoder;
 constexpr std::array kKinds{AdapterKind::TLoRA, AdapterKind::LoRA, AdapterKind::VeRA, AdapterKind::LoRAXS};
 const std::string kQuery0 = "encoder.layer.0.attention.self.query";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  ADD_FAILURE() << "no c10::Error was thrown";
-  return {};
-}
-
-testing::AssertionResult contains(const std::string& text, std::string_view part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "\"" << part << "\" not in: " << text;
-}
+using tlora::testing::contains;
+using tlora::testing::error_of;
 
 std::string read_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -1,5 +1,6 @@
 // GLUE metrics against scikit-learn and SciPy on the cases of tools/metrics_fixtures.py, and
 // the refusals of mismatched, empty and too short inputs.
+#include "test_util.h"
 #include "tlora/glue/metrics.h"
 
 #include <c10/util/Exception.h>
@@ -41,20 +42,8 @@ testing::AssertionResult close(double actual, const json& expected) {
   return testing::AssertionFailure() << actual << " vs " << e;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  ADD_FAILURE() << "no c10::Error was thrown";
-  return {};
-}
-
-testing::AssertionResult contains(const std::string& text, std::string_view part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "\"" << part << "\" not in: " << text;
-}
+using tlora::testing::contains;
+using tlora::testing::error_of;
 
 TEST(GlueMetrics, ClassificationMatchesSklearn) {
   const json cases = fixtures().at("classification");

@@ -1,5 +1,6 @@
 // The safetensors reader and writer against files written by the official Python package
 // (tools/safetensors_fixture.py), crafted invalid files, and the atomic file writes under them.
+#include "test_util.h"
 #include "tlora/atomic_file.h"
 #include "tlora/safetensors.h"
 
@@ -57,22 +58,8 @@ std::string file_bytes(std::string_view header, std::string_view data = {}) {
   return with_length(header.size(), std::string(header).append(data));
 }
 
-// The message of the c10::Error that `f` throws.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  ADD_FAILURE() << "no c10::Error was thrown";
-  return {};
-}
-
-testing::AssertionResult contains(const std::string& text, std::string_view part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "\"" << part << "\" not in: " << text;
-}
+using tlora::testing::contains;
+using tlora::testing::error_of;
 
 // POSIX rather than std::filesystem's operations throughout: LibTorch exports its own copies of
 // those, built against a newer libstdc++, and mixing them crashes (fs::remove_all does).

@@ -1,5 +1,6 @@
 // Byte-level BPE in isolation: GPT-2's byte map and split pattern, merges by rank (Hugging Face's
 // heap order), unknown bytes, the word cache, RoBERTa's pair template, and the loaders' errors.
+#include "test_util.h"
 #include <c10/util/Exception.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -26,45 +27,11 @@ using Ids = std::vector<int64_t>;
 using Tokens = std::vector<std::string>;
 using Merges = std::vector<std::pair<std::string, std::string>>;
 
+using tlora::testing::error_of;
+using tlora::testing::read_file;
+using tlora::testing::TempDir;
+
 const fs::path kRoberta = fs::path(TLORA_FIXTURE_DIR) / "tokenizers" / "roberta";
-
-class TempDir {
- public:
-  TempDir() {
-    char name[] = "/tmp/tlora_bpe_XXXXXX";
-    EXPECT_NE(::mkdtemp(name), nullptr);
-    path_ = name;
-  }
-  ~TempDir() {
-    for (const fs::path& f : files_) ::unlink(f.c_str());
-    ::rmdir(path_.c_str());
-  }
-  fs::path write(const std::string& name, const std::string& bytes) {
-    const fs::path p = path_ / name;
-    std::ofstream(p, std::ios::binary) << bytes;
-    files_.push_back(p);
-    return p;
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-  std::vector<fs::path> files_;
-};
-
-std::string read(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "(no error)";
-}
 
 // The byte-level string of `text` ("Ġ" for a space, ...).
 std::string mapped(const std::string& text) {
@@ -182,7 +149,7 @@ TEST(BpeMerges, CacheAndPrefixSpaceDoNotChangeIds) {
   const std::string text = "The quick brown fox jumps over the lazy dog. The quick brown fox!";
   const Ids first = cached.encode(text).ids;
   EXPECT_EQ(cached.encode(text).ids, first);
-  const json doc = json::parse(read(kRoberta / "tokenizer.json"));
+  const json doc = json::parse(read_file(kRoberta / "tokenizer.json"));
   tt::Vocab vocab;
   for (const auto& [token, id] : doc["model"]["vocab"].items()) vocab[token] = id.get<int64_t>();
   Merges merges;
@@ -223,7 +190,7 @@ TEST(BpeFiles, Errors) {
   const fs::path merges = dir.write("merges.txt", "#version: 0.2\na b\n");
   EXPECT_EQ(tt::ByteLevelBPETokenizer::from_files(vocab, merges).vocab_size(false), 3u);
   const auto fails_with = [&](const fs::path& v, const fs::path& m, const std::string& needle) {
-    const std::string msg = message_of([&] { tt::ByteLevelBPETokenizer::from_files(v, m); });
+    const std::string msg = error_of([&] { tt::ByteLevelBPETokenizer::from_files(v, m); });
     EXPECT_NE(msg.find(needle), std::string::npos) << msg;
   };
   fails_with(vocab, dir.write("three.txt", "a b\na b c\n"), "merge 2");
@@ -238,7 +205,7 @@ TEST(BpeFiles, Errors) {
 }
 
 TEST(BpeTokenizerJson, StringMergesAndRefusedFeatures) {
-  const json base = json::parse(read(kRoberta / "tokenizer.json"));
+  const json base = json::parse(read_file(kRoberta / "tokenizer.json"));
   TempDir dir;
   json doc = base;
   for (auto& m : doc["model"]["merges"])
@@ -250,7 +217,7 @@ TEST(BpeTokenizerJson, StringMergesAndRefusedFeatures) {
   EXPECT_EQ(legacy.encode(text).ids, modern.encode(text).ids);
 
   const auto fails_with = [&](const std::string& name, const json& d, const std::string& needle) {
-    const std::string msg = message_of(
+    const std::string msg = error_of(
         [&] { tt::ByteLevelBPETokenizer::from_tokenizer_json(dir.write(name, d.dump())); });
     EXPECT_NE(msg.find(needle), std::string::npos) << name << ": " << msg;
   };

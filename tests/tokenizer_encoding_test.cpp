@@ -1,6 +1,7 @@
 // The tokenizer pipeline around the models: UTF-8 validation and Python-compatible replacement,
 // added tokens (single_word, lstrip, rstrip, normalized) as in Hugging Face's own tests,
 // truncation strategies, padding, batching into tensors, parallel batches and the errors.
+#include "test_util.h"
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 #include <gtest/gtest.h>
@@ -16,6 +17,8 @@
 #include "tlora/text/wordpiece.h"
 
 namespace {
+
+using tlora::testing::error_of;
 
 namespace tt = tlora::text;
 using Ids = std::vector<int64_t>;
@@ -37,15 +40,6 @@ tt::WordPieceTokenizer letters() {
   tok.add_tokens(specials);
   tok.set_post_processor(tt::PostProcessorTemplate::bert("[CLS]", 2, "[SEP]", 3));
   return tok;
-}
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "(no error)";
 }
 
 TEST(TokenizerUtf8, ReplacesLikePythonErrorsReplace) {
@@ -75,7 +69,7 @@ TEST(TokenizerUtf8, ReplacesLikePythonErrorsReplace) {
 
 TEST(TokenizerUtf8, InvalidTextIsRefusedWithItsOffset) {
   const auto tok = letters();
-  const std::string msg = message_of([&] { tok.encode("ab\xff"); });
+  const std::string msg = error_of([&] { tok.encode("ab\xff"); });
   EXPECT_NE(msg.find("not valid UTF-8"), std::string::npos) << msg;
   EXPECT_NE(msg.find("0xff at offset 2"), std::string::npos) << msg;
   EXPECT_NE(msg.find("replace_invalid_utf8"), std::string::npos) << msg;
@@ -141,7 +135,7 @@ TEST(TokenizerEncoding, ToBatchStacksEqualLengths) {
   const tt::Batch empty = tt::to_batch({});
   EXPECT_EQ(empty.input_ids.sizes(), (at::IntArrayRef{0, 0}));
   const std::vector<tt::Encoding> ragged = {a, tt::Encoding{{1}, {0}, {1}, {0}, {"x"}}};
-  EXPECT_NE(message_of([&] { tt::to_batch(ragged); }).find("enable padding"), std::string::npos);
+  EXPECT_NE(error_of([&] { tt::to_batch(ragged); }).find("enable padding"), std::string::npos);
 }
 
 TEST(TokenizerTruncation, StrategiesAsHuggingFace) {
@@ -158,9 +152,9 @@ TEST(TokenizerTruncation, StrategiesAsHuggingFace) {
   tok.set_truncation(tt::TruncationOptions{8, tt::TruncationStrategy::OnlyFirst});
   EXPECT_EQ(tok.encode_pair(ten, three).ids, (Ids{2, 5, 6, 3, 15, 16, 17, 3}));
   tok.set_truncation(tt::TruncationOptions{8, tt::TruncationStrategy::OnlySecond});
-  EXPECT_NE(message_of([&] { tok.encode_pair(ten, three); }).find("too short"), std::string::npos);
+  EXPECT_NE(error_of([&] { tok.encode_pair(ten, three); }).find("too short"), std::string::npos);
   EXPECT_EQ(tok.encode_pair(three, ten).ids, (Ids{2, 15, 16, 17, 3, 5, 6, 3}));
-  EXPECT_NE(message_of([&] { tok.encode(ten); }).find("needs a pair"), std::string::npos);
+  EXPECT_NE(error_of([&] { tok.encode(ten); }).find("needs a pair"), std::string::npos);
   EXPECT_EQ(tok.encode("a b").ids, (Ids{2, 5, 6, 3}));  // fits: no pair needed
   tok.set_truncation(
       tt::TruncationOptions{4, tt::TruncationStrategy::LongestFirst, tt::Side::Left});
@@ -169,7 +163,7 @@ TEST(TokenizerTruncation, StrategiesAsHuggingFace) {
   tok.set_truncation(tt::TruncationOptions{3, tt::TruncationStrategy::OnlySecond});
   EXPECT_EQ(tok.encode_pair(ten, three).ids, (Ids{2, 3, 3}));
   tok.set_truncation(tt::TruncationOptions{2, tt::TruncationStrategy::LongestFirst});
-  EXPECT_NE(message_of([&] { tok.encode_pair(ten, three); }).find("leaves no room"),
+  EXPECT_NE(error_of([&] { tok.encode_pair(ten, three); }).find("leaves no room"),
             std::string::npos);
   EXPECT_EQ(tok.encode_pair(ten, three, /*add_special_tokens=*/false).size(), 2u);
 }
@@ -190,7 +184,7 @@ TEST(TokenizerPadding, BatchesAndSingles) {
   tok.set_padding(padding);
   EXPECT_EQ(tok.encode("a").ids, (Ids{2, 5, 3, 0, 0, 0}));
   padding.pad_token = "<nope>";
-  EXPECT_NE(message_of([&] { tok.set_padding(padding); }).find("<nope>"), std::string::npos);
+  EXPECT_NE(error_of([&] { tok.set_padding(padding); }).find("<nope>"), std::string::npos);
   padding.pad_id = 4;
   tok.set_padding(padding);
   EXPECT_EQ(tok.encode("").ids, (Ids{2, 3, 4, 4, 4, 4}));

@@ -1,6 +1,7 @@
 // WordPiece (BERT) in isolation: BertNormalizer's steps, greedy longest-match WordPiece with
 // continuation pieces and the over-long-word rule, vocab.txt parsing, model folders, and the
 // errors of every loader.
+#include "test_util.h"
 #include <c10/util/Exception.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -25,47 +26,13 @@ using nlohmann::json;
 using Tokens = std::vector<std::string>;
 using namespace std::string_literals;
 
+using tlora::testing::error_of;
+using tlora::testing::read_file;
+using tlora::testing::TempDir;
+
 const fs::path kFixtures = fs::path(TLORA_FIXTURE_DIR) / "tokenizers";
 
 // A temporary folder, removed with the files written through it.
-class TempDir {
- public:
-  TempDir() {
-    char name[] = "/tmp/tlora_wordpiece_XXXXXX";
-    EXPECT_NE(::mkdtemp(name), nullptr);
-    path_ = name;
-  }
-  ~TempDir() {
-    for (const fs::path& f : files_) ::unlink(f.c_str());
-    ::rmdir(path_.c_str());
-  }
-  fs::path write(const std::string& name, const std::string& bytes) {
-    const fs::path p = path_ / name;
-    std::ofstream(p, std::ios::binary) << bytes;
-    files_.push_back(p);
-    return p;
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-  std::vector<fs::path> files_;
-};
-
-std::string read(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "(no error)";
-}
-
 tt::Vocab vocab_of(const std::vector<std::string>& tokens) {
   tt::Vocab vocab;
   for (const auto& t : tokens) vocab.emplace(t, static_cast<int64_t>(vocab.size()));
@@ -138,7 +105,7 @@ TEST(WordPiece, GreedyLongestMatchWithContinuations) {
 }
 
 TEST(WordPiece, RefusesAVocabularyWithoutItsUnknownToken) {
-  EXPECT_NE(message_of([] { tt::WordPieceTokenizer(vocab_of({"a"})); }).find("[UNK]"),
+  EXPECT_NE(error_of([] { tt::WordPieceTokenizer(vocab_of({"a"})); }).find("[UNK]"),
             std::string::npos);
   EXPECT_THROW(tt::WordPieceTokenizer(tt::Vocab{}), c10::Error);
 }
@@ -158,12 +125,12 @@ TEST(WordPieceVocabTxt, LinesAsTheRustReader) {
   EXPECT_EQ(tok.encode_pair("hi", "hello").type_ids, (std::vector<int64_t>{0, 0, 0, 1, 1}));
 
   const fs::path bad = dir.write("bad.txt", "[UNK]\nok\nbad\xff\n");
-  EXPECT_NE(message_of([&] { tt::WordPieceTokenizer::from_vocab_txt(bad); }).find("line 3"),
+  EXPECT_NE(error_of([&] { tt::WordPieceTokenizer::from_vocab_txt(bad); }).find("line 3"),
             std::string::npos);
   const fs::path no_unk = dir.write("no_unk.txt", "a\nb\n");
-  EXPECT_NE(message_of([&] { tt::WordPieceTokenizer::from_vocab_txt(no_unk); }).find("[UNK]"),
+  EXPECT_NE(error_of([&] { tt::WordPieceTokenizer::from_vocab_txt(no_unk); }).find("[UNK]"),
             std::string::npos);
-  EXPECT_NE(message_of([&] {
+  EXPECT_NE(error_of([&] {
               tt::WordPieceTokenizer::from_vocab_txt(dir.path() / "missing.txt");
             }).find("cannot open"),
             std::string::npos);
@@ -181,12 +148,12 @@ TEST(TokenizerLoad, PicksByFilesAndHonoursTokenizerConfig) {
   EXPECT_EQ(tok->encode("Hello").ids, (std::vector<int64_t>{2, 5, 7}));
 
   TempDir empty;
-  EXPECT_NE(message_of([&] { tt::load_tokenizer(empty.path()); }).find("no tokenizer.json"),
+  EXPECT_NE(error_of([&] { tt::load_tokenizer(empty.path()); }).find("no tokenizer.json"),
             std::string::npos);
 
   TempDir both;
   both.write("vocab.txt", "[UNK]\n");
-  both.write("tokenizer.json", read(kFixtures / "wordpiece" / "tokenizer.json"));
+  both.write("tokenizer.json", read_file(kFixtures / "wordpiece" / "tokenizer.json"));
   EXPECT_EQ(tt::load_tokenizer(both.path())->vocab_size(),
             tt::WordPieceTokenizer::from_tokenizer_json(kFixtures / "wordpiece" / "tokenizer.json")
                 .vocab_size());
@@ -198,11 +165,11 @@ TEST(TokenizerJsonFiles, DispatchAndErrors) {
   const auto bpe = tt::load_tokenizer_json(kFixtures / "roberta" / "tokenizer.json");
   EXPECT_NE(dynamic_cast<tt::ByteLevelBPETokenizer*>(bpe.get()), nullptr);
 
-  const json base = json::parse(read(kFixtures / "wordpiece" / "tokenizer.json"));
+  const json base = json::parse(read_file(kFixtures / "wordpiece" / "tokenizer.json"));
   TempDir dir;
   const auto fails_with = [&](const std::string& name, const json& doc, const std::string& needle) {
     const fs::path p = dir.write(name, doc.dump());
-    const std::string msg = message_of([&] { tt::load_tokenizer_json(p); });
+    const std::string msg = error_of([&] { tt::load_tokenizer_json(p); });
     EXPECT_NE(msg.find(needle), std::string::npos) << name << ": " << msg;
     EXPECT_NE(msg.find(name), std::string::npos) << "the error names the file: " << msg;
   };
@@ -228,9 +195,9 @@ TEST(TokenizerJsonFiles, DispatchAndErrors) {
   doc["truncation"] = {{"max_length", 8}, {"strategy", "Sideways"}};
   fails_with("trunc.json", doc, "Sideways");
   const fs::path broken = dir.write("broken.json", "{\"model\": ");
-  EXPECT_NE(message_of([&] { tt::load_tokenizer_json(broken); }).find("not valid JSON"),
+  EXPECT_NE(error_of([&] { tt::load_tokenizer_json(broken); }).find("not valid JSON"),
             std::string::npos);
-  EXPECT_NE(message_of([&] {
+  EXPECT_NE(error_of([&] {
               tt::WordPieceTokenizer::from_tokenizer_json(kFixtures / "roberta" / "tokenizer.json");
             }).find("expected WordPiece"),
             std::string::npos);
