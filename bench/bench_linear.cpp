@@ -2,6 +2,7 @@
 // base layer it adapts and against the same adapter differentiated by plain autograd, plus the
 // bytes each graph keeps for backward (DESIGN.md §2). README.md describes the output.
 
+#include "run_main.h"
 #include "tlora/live_bytes.h"
 
 #include "tlora/functional.h"
@@ -373,14 +374,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const c10::Error& e) {
-    fmt::print(stderr, "tlora-bench-linear: {}\n", e.what_without_backtrace());
-    return 1;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "tlora-bench-linear: {}\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return tlora::bench::run_main("tlora-bench-linear", run, argc, argv); }

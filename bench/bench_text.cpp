@@ -3,6 +3,7 @@
 // it next to bench/hf_text_baseline.py, which measures Hugging Face the same way; README.md
 // describes both.
 
+#include "run_main.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/loading.h"
 #include "tlora/text/tokenizer.h"
@@ -282,14 +283,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const c10::Error& e) {
-    fmt::print(stderr, "tlora-bench-text: {}\n", e.what_without_backtrace());
-    return 1;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "tlora-bench-text: {}\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return tlora::bench::run_main("tlora-bench-text", run, argc, argv); }
