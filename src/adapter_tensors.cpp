@@ -1,5 +1,6 @@
 #include "adapter_tensors.h"
 
+#include "tlora/random.h"
 #include "tlora/safetensors.h"
 
 #include <c10/core/GradMode.h>
@@ -10,11 +11,8 @@
 namespace tlora::detail {
 
 std::string checksum(const TensorMap& tensors) {
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  const auto feed = [&hash](const void* data, size_t size) {
-    const auto* bytes = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < size; ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ULL;
-  };
+  uint64_t hash = fnv1a64(nullptr, 0);
+  const auto feed = [&hash](const void* data, size_t size) { hash = fnv1a64(data, size, hash); };
   for (const auto& [key, tensor] : tensors) {
     feed(key.c_str(), key.size() + 1);  // with the NUL, so that key and dtype cannot run together
     const std::string_view dtype = safetensors::dtype_name(tensor.scalar_type());

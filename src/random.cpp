@@ -43,14 +43,13 @@ at::Tensor fill_pairs(at::IntArrayRef shape, uint64_t seed, uint64_t stream, at:
 
 }  // namespace
 
-uint64_t stream_id(std::string_view name) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (const char c : name) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ull;
-  }
-  return h;
+uint64_t fnv1a64(const void* data, size_t size, uint64_t hash) {
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < size; ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+  return hash;
 }
+
+uint64_t stream_id(std::string_view name) { return fnv1a64(name.data(), name.size()); }
 
 at::Tensor philox_normal(at::IntArrayRef shape, double std, uint64_t seed, uint64_t stream,
                          at::ScalarType dtype) {

@@ -3,10 +3,15 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 namespace tlora {
+
+/// FNV-1a 64 of `size` bytes, continuing from `hash` (the FNV offset basis for a fresh hash), so
+/// several pieces can be hashed in sequence.
+uint64_t fnv1a64(const void* data, size_t size, uint64_t hash = 0xcbf29ce484222325ull);
 
 /// A 64-bit stream id from a name such as a module path (FNV-1a), so that each adapted module
 /// gets its own non-overlapping stream under one seed.

@@ -209,10 +209,12 @@ at::Tensor attention_mask_for(const at::Tensor& attention_mask, int64_t batch, i
       attention_mask.dim() == 2 && attention_mask.size(0) == batch && attention_mask.size(1) == seq,
       "attention_mask must have shape [", batch, ", ", seq, "] (or be a 4-D mask), got ",
       attention_mask.sizes());
-  const at::Tensor keep = attention_mask.to(device, at::kBool);
+  // Tested where the caller keeps the mask (the tokenizer's batches are on the CPU), so a
+  // CUDA forward does not wait on the device to learn that there is no padding.
+  const at::Tensor keep = attention_mask.to(at::kBool);
   if (keep.all().item<bool>()) return {};
   // Expanded as transformers' sdpa_mask does (a view: no [seq, seq] copy).
-  return keep.view({batch, 1, 1, seq}).expand({batch, 1, seq, seq});
+  return keep.to(device).view({batch, 1, 1, seq}).expand({batch, 1, seq, seq});
 }
 
 at::Tensor sequence_classification_loss(const EncoderConfig& config, const at::Tensor& logits,
