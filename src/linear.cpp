@@ -105,8 +105,8 @@ at::Tensor TLoRALinearImpl::forward(const at::Tensor& input) {
     dropout.p = options.dropout();
     dropout.position = options.dropout_position();
     dropout.seed = options.seed();
-    // A fresh, reproducible mask per call; backward regenerates it from the same stream.
-    dropout.stream = stream_id(options.name() + "/dropout/" + std::to_string(dropout_calls_++));
+    // Backward regenerates the mask from the same stream.
+    dropout.stream = dropout_stream(options.name(), dropout_calls_++);
   }
   return tri_linear(input, weights(), options.strategy(), dropout, label);
 }

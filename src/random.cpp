@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <numbers>
+#include <string>
 #include <utility>
 
 namespace tlora {
@@ -50,6 +51,13 @@ uint64_t fnv1a64(const void* data, size_t size, uint64_t hash) {
 }
 
 uint64_t stream_id(std::string_view name) { return fnv1a64(name.data(), name.size()); }
+
+uint64_t dropout_stream(std::string_view name, uint64_t call) {
+  constexpr std::string_view kInfix = "/dropout/";
+  const std::string index = std::to_string(call);
+  return fnv1a64(index.data(), index.size(),
+                 fnv1a64(kInfix.data(), kInfix.size(), stream_id(name)));
+}
 
 at::Tensor philox_normal(at::IntArrayRef shape, double std, uint64_t seed, uint64_t stream,
                          at::ScalarType dtype) {

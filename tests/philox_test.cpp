@@ -106,6 +106,11 @@ TEST(Philox, StreamsAndSeedsDiffer) {
   EXPECT_TRUE(at::equal(a, tlora::philox_normal({64}, 1.0, 1, tlora::stream_id("a"))));
 }
 
+TEST(Philox, DropoutStreamIsTheDocumentedName) {
+  EXPECT_EQ(tlora::dropout_stream("enc.q", 12), tlora::stream_id("enc.q/dropout/12"));
+  EXPECT_NE(tlora::dropout_stream("enc.q", 12), tlora::dropout_stream("enc.q", 13));
+}
+
 TEST(Philox, ShapeDoesNotChangeValues) {
   const auto flat = tlora::philox_normal({35}, 1.0, 9, 3);
   EXPECT_TRUE(at::equal(flat.reshape({5, 7}), tlora::philox_normal({5, 7}, 1.0, 9, 3)));

@@ -17,6 +17,10 @@ uint64_t fnv1a64(const void* data, size_t size, uint64_t hash = 0xcbf29ce4842223
 /// gets its own non-overlapping stream under one seed.
 uint64_t stream_id(std::string_view name);
 
+/// The dropout stream of the `call`-th training call of the layer `name`:
+/// stream_id(name + "/dropout/" + call), so every call draws a fresh, reproducible mask.
+uint64_t dropout_stream(std::string_view name, uint64_t call);
+
 /// A tensor of the given shape filled with N(0, std²) draws. Element i is the (i mod 2)-th
 /// Box-Muller output of Philox block i/2 of (seed, stream), computed in double on the CPU and
 /// rounded to `dtype`, so the values are bit-identical everywhere for the same arguments.

@@ -43,7 +43,7 @@ AdapterDropout AdapterImpl::next_dropout(DropoutPosition position) {
   d.p = options_.dropout;
   d.position = position;
   d.seed = options_.seed;
-  d.stream = stream_id(path_ + "/dropout/" + std::to_string(calls_++));
+  d.stream = dropout_stream(path_, calls_++);
   return d;
 }
 
