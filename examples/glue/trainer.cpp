@@ -31,6 +31,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -105,6 +106,24 @@ std::vector<std::shared_ptr<tlora::AdapterImpl>> adapters_of(const Classifier& c
   return out;
 }
 
+// Fault injection for the resume tests: TLORA_GLUE_FAULT="kill:N" kills the process (SIGKILL,
+// nothing can be saved) and "term:N" sends it SIGTERM right after optimizer step N.
+struct Fault {
+  int signal = 0;
+  int64_t step = -1;
+};
+
+Fault fault_from_environment() {
+  const char* spec = std::getenv("TLORA_GLUE_FAULT");
+  if (spec == nullptr || *spec == '\0') return {};
+  const std::string text = spec;
+  const auto colon = text.find(':');
+  const std::string kind = text.substr(0, colon);
+  TORCH_CHECK(colon != std::string::npos && (kind == "kill" || kind == "term"),
+              "TLORA_GLUE_FAULT must be kill:STEP or term:STEP, got '", text, "'");
+  return {kind == "kill" ? SIGKILL : SIGTERM, std::stoll(text.substr(colon + 1))};
+}
+
 // A stage of the run that went wrong in a way the user can act on, with its exit code.
 struct Stop {
   int code;
@@ -113,7 +132,8 @@ struct Stop {
 
 class Trainer {
  public:
-  explicit Trainer(RunConfig config) : config_(std::move(config)), paths_(config_.output_dir) {}
+  explicit Trainer(RunConfig config)
+      : config_(std::move(config)), paths_(config_.output_dir), fault_(fault_from_environment()) {}
 
   int run() {
     setup();
@@ -312,6 +332,7 @@ class Trainer {
                              base_lrs_[0] * mult, static_cast<double>(epoch_tokens) / std::max(elapsed, 1e-9)));
       if (state_.global_step % config_.save_steps == 0 && state_.batches_done < static_cast<int64_t>(batches.size()))
         save_checkpoint();
+      if (state_.global_step == fault_.step) ::raise(fault_.signal);
     }
     bar.finish(fmt::format("loss {:.4f}", state_.epoch_loss_sum / static_cast<double>(batches.size())));
     return std::nullopt;
@@ -432,6 +453,7 @@ class Trainer {
   std::vector<double> base_lrs_;
   int64_t batches_per_epoch_ = 0, total_steps_ = 0, warmup_steps_ = 0;
   tlora::train::TrainState state_;
+  Fault fault_;
 };
 
 }  // namespace
