@@ -32,7 +32,11 @@ std::string resolve_data_dir(const RunConfig& config) {
 }
 
 std::string resolve_model_dir(const RunConfig& config) {
-  if (!config.model_dir.empty()) return config.model_dir;
+  if (!config.model_dir.empty()) {
+    TORCH_CHECK(is_directory(config.model_dir), "model folder ", config.model_dir,
+                " does not exist (give --model-dir a Hugging Face model folder, or set TLORA_MODEL_DIR)");
+    return config.model_dir;
+  }
   return tlora::models::default_model_dir().string();
 }
 

@@ -37,6 +37,8 @@ bool given(const CLI::App& app, const char* option) { return app.count(option) >
 }  // namespace
 
 void add_options(CLI::App& app, RunConfig& c) {
+  // A repeated option takes its last value, so scripts can append overrides.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--task", c.task, "GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli");
   app.add_option("--model-dir", c.model_dir,
                  "Hugging Face model folder (config.json, model.safetensors, tokenizer); default: "
@@ -50,7 +52,7 @@ void add_options(CLI::App& app, RunConfig& c) {
       ->check(CLI::IsMember(kMethods));
   app.add_option("--targets", c.targets,
                  "modules to adapt, by name or dotted suffix (comma-separated)")
-      ->delimiter(',')->capture_default_str();
+      ->delimiter(',')->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)->capture_default_str();
   app.add_option("--rank", c.rank, "adapter rank r (default per method: tlora 32, lora 8, vera 256, loraxs 32)")
       ->check(CLI::PositiveNumber);
   app.add_option("--scale", c.scale, "initial scale: TLoRA's α (default 1), LoRA's lora_alpha (default 16)");

@@ -18,6 +18,7 @@
 #include "tlora/train/train_state.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/linalg_vector_norm.h>
@@ -152,6 +153,9 @@ class Trainer {
  private:
   void setup() {
     if (config_.threads > 0) at::set_num_threads(config_.threads);
+    // LibTorch seeds its default generators from the OS: without this, model dropout would
+    // differ from run to run (transformers' set_seed does the same).
+    at::manual_seed(config_.seed);
     task_ = tlora::glue::task_from_name(config_.task);
     const auto& info = tlora::glue::info(task_);
     model_dir_ = resolve_model_dir(config_);
