@@ -2,6 +2,7 @@
 
 #include "backends.h"
 #include "environment.h"
+#include "errors.h"
 #include "rendezvous.h"
 
 #include <ATen/ATen.h>
@@ -83,8 +84,15 @@ c10d::ProcessGroup& Context::State::group_for(const at::Tensor& tensor) const {
   if (!joined.count(type)) {
     const bool cuda = type == c10::DeviceType::CUDA;
     auto backend_store = c10::make_intrusive<c10d::PrefixStore>(cuda ? "nccl" : "gloo", store);
-    auto backend = cuda ? detail::make_nccl_backend(backend_store, rank, world_size, timeout)
-                        : detail::make_gloo_backend(backend_store, rank, world_size, timeout);
+    c10::intrusive_ptr<c10d::Backend> backend;
+    try {
+      backend = cuda ? detail::make_nccl_backend(backend_store, rank, world_size, timeout)
+                     : detail::make_gloo_backend(backend_store, rank, world_size, timeout);
+    } catch (const std::exception& e) {
+      TORCH_CHECK(false, "tlora::dist: ", describe(*this), " could not set up the ", cuda ? "NCCL" : "Gloo",
+                  " backend for ", tensor.device().type(), " tensors (timeout ", timeout.count() / 1000.0,
+                  " s): ", detail::message_of(e));
+    }
     group->setBackend(type, cuda ? c10d::ProcessGroup::BackendType::NCCL : c10d::ProcessGroup::BackendType::GLOO,
                       backend);
     joined.insert(type);
@@ -98,7 +106,7 @@ void Context::State::wait(const c10::intrusive_ptr<c10d::Work>& work, const char
   try {
     done = work->wait(timeout);
   } catch (const std::exception& e) {
-    why = e.what();
+    why = detail::message_of(e);
   }
   TORCH_CHECK(done, "tlora::dist: ", what, " failed on ", describe(*this), " (a peer exited, or stalled past the ",
               timeout.count() / 1000.0, " s timeout): ", why);

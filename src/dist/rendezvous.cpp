@@ -1,5 +1,7 @@
 #include "rendezvous.h"
 
+#include "errors.h"
+
 #include <c10/util/Exception.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -21,7 +23,7 @@ std::string await(c10d::Store& store, const std::string& key, std::chrono::milli
     store.wait({key}, timeout);
     return text(store.get(key));
   } catch (const std::exception& e) {
-    TORCH_CHECK(false, "tlora::dist: ", what, " (timeout ", seconds(timeout), "): ", e.what());
+    TORCH_CHECK(false, "tlora::dist: ", what, " (timeout ", seconds(timeout), "): ", message_of(e));
   }
 }
 
@@ -43,7 +45,7 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const LaunchEnvironment& env, std::ch
     tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
   } catch (const std::exception& e) {
     TORCH_CHECK(false, "tlora::dist: ", me, " could not ", env.rank == 0 && !env.agent_store ? "host" : "reach",
-                " the store at MASTER_ADDR:MASTER_PORT=", where, " (timeout ", seconds(timeout), "): ", e.what());
+                " the store at MASTER_ADDR:MASTER_PORT=", where, " (timeout ", seconds(timeout), "): ", message_of(e));
   }
   auto store = c10::make_intrusive<c10d::PrefixStore>(
       "tlora/attempt_" + std::to_string(env.restart_count), tcp);
