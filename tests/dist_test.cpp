@@ -132,6 +132,15 @@ class Group {
     return outcome;
   }
 
+  // Whether process `i` writes `text` within `limit` seconds of its start.
+  bool wait_for_output(size_t i, const std::string& text, double limit) {
+    while (tlora::testing::read_file(logs_[i]).find(text) == std::string::npos) {
+      if (std::chrono::duration<double>(Clock::now() - started_[i]).count() > limit) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+  }
+
   // Launches `world` ranks of `args` on a fresh port, all with WORLD_SIZE=world unless
   // `world_sizes` says otherwise per rank, and waits for all of them.
   static std::vector<Outcome> run(tlora::testing::TempDir& dir, const std::vector<std::string>& args, int world,
@@ -156,6 +165,14 @@ class Group {
   std::vector<pid_t> pids_;
   std::vector<std::filesystem::path> logs_;
   std::vector<Clock::time_point> started_;
+};
+
+// Groups of processes exchange CPU tensors, so they need Gloo.
+class DistGroup : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!tlora::dist::has_backend("gloo")) GTEST_SKIP() << "tlora was configured without the Gloo backend";
+  }
 };
 
 TEST(DistEnvironment, WithoutWorldSizeIsOneProcessWithIdentityCollectives) {
@@ -247,7 +264,7 @@ TEST(DistSampler, ShardsPartitionEachEpochAndUnshardRestoresItsOrder) {
                        "drop_last with 1 samples for 2 ranks"));
 }
 
-TEST(DistGroup, TwoRanksTrainTheSameAdapterAsOne) {
+TEST_F(DistGroup, TwoRanksTrainTheSameAdapterAsOne) {
   tlora::testing::TempDir dir;
   const std::string out = dir.path().string();
   const std::vector<std::string> args{"train", out, "6", "8"};
@@ -280,7 +297,7 @@ TEST(DistGroup, TwoRanksTrainTheSameAdapterAsOne) {
   EXPECT_EQ(rank0.at("correct").item<int64_t>(), reference.at("correct").item<int64_t>());
 }
 
-TEST(DistGroup, ADeadRankMakesTheOthersFailFast) {
+TEST_F(DistGroup, ADeadRankMakesTheOthersFailFast) {
   tlora::testing::TempDir dir;
   const auto outcomes = Group::run(dir, {"die"}, 2, 5000, 30);
   EXPECT_EQ(outcomes[1].exit_code, 3) << outcomes[1].log;
@@ -289,7 +306,7 @@ TEST(DistGroup, ADeadRankMakesTheOthersFailFast) {
   EXPECT_TRUE(contains(outcomes[0].log, "tlora::dist: all_reduce_sum failed on rank 0 of 2"));
 }
 
-TEST(DistGroup, AStalledRankMakesTheOthersFailAtTheTimeout) {
+TEST_F(DistGroup, AStalledRankMakesTheOthersFailAtTheTimeout) {
   tlora::testing::TempDir dir;
   Group group(dir);
   const std::string port = std::to_string(free_port());
@@ -305,7 +322,7 @@ TEST(DistGroup, AStalledRankMakesTheOthersFailAtTheTimeout) {
   EXPECT_LT(waiting.seconds, 20);
 }
 
-TEST(DistGroup, RanksThatDisagreeOnTheWorldSizeAreRefused) {
+TEST_F(DistGroup, RanksThatDisagreeOnTheWorldSizeAreRefused) {
   tlora::testing::TempDir dir;
   const auto outcomes = Group::run(dir, {"join"}, 2, 10000, 30, {2, 3});
   EXPECT_EQ(outcomes[0].exit_code, 2) << outcomes[0].log;
@@ -315,7 +332,32 @@ TEST(DistGroup, RanksThatDisagreeOnTheWorldSizeAreRefused) {
   EXPECT_LT(outcomes[0].seconds, 10);  // refused at rendezvous, not at the timeout
 }
 
-TEST(DistGroup, ARankThatNeverJoinsTimesOutTheRendezvous) {
+TEST_F(DistGroup, ARankTakenTwiceIsRefused) {
+  tlora::testing::TempDir dir;
+  Group group(dir);
+  const std::map<std::string, std::string> env{{"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"},
+                                               {"MASTER_PORT", std::to_string(free_port())},
+                                               {"TLORA_TEST_TIMEOUT_MS", "10000"}};
+  auto as_rank = [&](const char* rank) {
+    auto e = env;
+    e["RANK"] = rank;
+    return e;
+  };
+  group.launch({"join", "3000"}, as_rank("0"));
+  group.launch({"join", "3000"}, as_rank("1"));
+  // Once the group has formed (its store still up), a second process claims RANK 1.
+  ASSERT_TRUE(group.wait_for_output(1, "sum of ranks 1", 30));
+  group.launch({"join"}, as_rank("1"));
+  const Outcome refused = group.wait(2, 30);
+  EXPECT_EQ(refused.exit_code, 2) << refused.log;
+  EXPECT_TRUE(contains(refused.log, "RANK=1 is claimed by two processes"));
+  for (size_t i = 0; i < 2; ++i) {
+    const Outcome member = group.wait(i, 30);
+    EXPECT_EQ(member.exit_code, 0) << member.log;
+  }
+}
+
+TEST_F(DistGroup, ARankThatNeverJoinsTimesOutTheRendezvous) {
   tlora::testing::TempDir dir;
   Group group(dir);
   group.launch({"join"}, {{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"},
@@ -325,7 +367,7 @@ TEST(DistGroup, ARankThatNeverJoinsTimesOutTheRendezvous) {
   EXPECT_TRUE(contains(alone.log, "rank 0 waited for rank 1 of WORLD_SIZE=2 to join at 127.0.0.1:"));
 }
 
-TEST(DistGroup, ThreeRanksReduceAndMeetAtABarrier) {
+TEST_F(DistGroup, ThreeRanksReduceAndMeetAtABarrier) {
   tlora::testing::TempDir dir;
   for (const Outcome& o : Group::run(dir, {"join"}, 3, 10000, 60)) {
     EXPECT_EQ(o.exit_code, 0) << o.log;

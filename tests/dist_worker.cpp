@@ -3,7 +3,8 @@
 //   train OUT STEPS GLOBAL_BATCH  AdamW steps on a TLoRA-adapted tiny encoder; writes its
 //                                 trainable parameters, evaluation logits and correct count to
 //                                 OUT/rank<R>.safetensors
-//   join                          rendezvous, one all-reduce and a barrier; prints the sum of ranks
+//   join [HOLD_MS]                rendezvous, one all-reduce and a barrier; prints the sum of
+//                                 ranks, then keeps the store alive HOLD_MS longer
 //   die | stall                   one all-reduce, after which rank 1 exits (die) or sleeps (stall)
 //                                 while the others try a second one
 // The timeout of every collective is TLORA_TEST_TIMEOUT_MS. Errors go to stderr, exit code 2.
@@ -102,6 +103,8 @@ int run(int argc, char** argv) {
   if (mode == "join") {
     ctx.barrier();
     std::printf("sum of ranks %lld\n", static_cast<long long>(sum.item<int64_t>()));
+    std::fflush(stdout);
+    if (argc > 2) std::this_thread::sleep_for(std::chrono::milliseconds(std::atoll(argv[2])));
     return 0;
   }
   TORCH_CHECK(mode == "die" || mode == "stall", "unknown mode ", mode);

@@ -7,6 +7,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <string>
+#include <thread>
 
 namespace tlora::dist::detail {
 namespace {
@@ -14,7 +15,7 @@ namespace {
 std::string text(const std::vector<uint8_t>& bytes) { return {bytes.begin(), bytes.end()}; }
 std::vector<uint8_t> bytes(const std::string& text) { return {text.begin(), text.end()}; }
 
-std::string seconds(std::chrono::milliseconds t) { return std::to_string(t.count() / 1000.0) + " s"; }
+std::string seconds(std::chrono::milliseconds t) { return c10::str(t.count() / 1000.0, " s"); }
 
 // Waits for `key`, turning the store's timeout into a message that says what was awaited.
 std::string await(c10d::Store& store, const std::string& key, std::chrono::milliseconds timeout,
@@ -29,6 +30,7 @@ std::string await(c10d::Store& store, const std::string& key, std::chrono::milli
 
 const std::string kVerdictKey = "verdict";
 const std::string kGroupOk = "ok";
+const std::string kAcksKey = "verdict_read";
 
 }  // namespace
 
@@ -57,7 +59,8 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const LaunchEnvironment& env, std::ch
 
   if (env.rank == 0) {
     std::string verdict = kGroupOk;
-    for (int r = 1; r < env.world_size && verdict == kGroupOk; ++r) {
+    int64_t joined = 0;
+    for (int r = 1; r < env.world_size && verdict == kGroupOk; ++r, ++joined) {
       const std::string theirs = await(*store, "world_size/" + std::to_string(r), timeout,
                                        "rank 0 waited for rank " + std::to_string(r) + " of WORLD_SIZE=" + mine +
                                            " to join at " + where);
@@ -66,11 +69,21 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const LaunchEnvironment& env, std::ch
       }
     }
     store->set(kVerdictKey, bytes(verdict));
-    TORCH_CHECK(verdict == kGroupOk, "tlora::dist: ", verdict);
+    if (verdict != kGroupOk) {
+      // Rank 0 hosts the store: it stays until the ranks that joined have read the verdict, so
+      // that they report the mismatch rather than a lost connection.
+      const auto deadline = std::chrono::steady_clock::now() + timeout;
+      while (store->add(kAcksKey, 0) < joined && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      TORCH_CHECK(false, "tlora::dist: ", verdict);
+    }
   } else {
     const std::string root = await(*store, "world_size/0", timeout, me + " waited for rank 0 at " + where);
+    if (root != mine) store->add(kAcksKey, 1);
     TORCH_CHECK(root == mine, "tlora::dist: ", me, " has WORLD_SIZE=", mine, " but rank 0 has WORLD_SIZE=", root);
     const std::string verdict = await(*store, kVerdictKey, timeout, me + " waited for rank 0 to see every rank join");
+    store->add(kAcksKey, 1);
     TORCH_CHECK(verdict == kGroupOk, "tlora::dist: rank 0 refused the group: ", verdict);
   }
   return store;
