@@ -137,10 +137,10 @@ int run(int argc, char** argv) {
 
   fmt::print("{} ranks, batch {}x{} per rank, adapters r={} on query,value (+ classifier)\n", ctx.world_size(),
              cfg.batch, cfg.sequence, cfg.rank);
-  fmt::print("{:<6} {:>12} {:>14} {:>12} {:>14} {:>8}\n", "method", "trainable", "bytes/step", "fwd+bwd ms",
-             "allreduce ms", "share");
+  fmt::print("{:<6} {:>12} {:>14} {:>12} {:>13} {:>9} {:>8}\n", "method", "trainable", "bytes/step", "fwd+bwd ms",
+             "allreduce ms", "(min ms)", "share");
   for (const auto& r : results) {
-    fmt::print("{:<6} {:>12} {:>14} {:>12.1f} {:>7.2f} (≥{:.2f}) {:>7.2f}%\n", r["method"].get<std::string>(),
+    fmt::print("{:<6} {:>12} {:>14} {:>12.1f} {:>13.2f} {:>9.2f} {:>7.2f}%\n", r["method"].get<std::string>(),
                r["trainable_params"].get<int64_t>(), r["all_reduce_bytes"].get<int64_t>(),
                r["forward_backward_ms"].get<double>(), r["all_reduce_ms"].get<double>(),
                r["all_reduce_min_ms"].get<double>(), 100 * r["all_reduce_share"].get<double>());

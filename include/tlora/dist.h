@@ -67,9 +67,8 @@ class Context {
   /// Returns when every rank has reached it.
   void barrier() const;
 
-  struct State;
-
  private:
+  struct State;
   explicit Context(std::shared_ptr<const State> state);
   std::shared_ptr<const State> state_;
 };

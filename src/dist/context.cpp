@@ -33,21 +33,20 @@ struct Context::State {
   mutable int64_t barriers = 0;
 
   bool single() const { return !group; }
+  std::string who() const { return "rank " + std::to_string(rank) + " of " + std::to_string(world_size); }
   c10d::ProcessGroup& group_for(const at::Tensor& tensor) const;
   void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what) const;
 };
 
 namespace {
 
-std::string describe(const Context::State& s) {
-  return "rank " + std::to_string(s.rank) + " of " + std::to_string(s.world_size);
-}
-
-// Trainable parameters grouped by dtype and device, in module order: one buffer per group.
-std::map<std::pair<at::ScalarType, std::string>, std::vector<at::Tensor>> trainable_groups(torch::nn::Module& m) {
-  std::map<std::pair<at::ScalarType, std::string>, std::vector<at::Tensor>> groups;
+// Trainable parameters grouped by device type and dtype, in module order: one buffer per group.
+// Keyed by the device type, not the device, so that the groups come in the same order on every
+// rank when each rank has its own GPU.
+std::map<std::pair<c10::DeviceType, at::ScalarType>, std::vector<at::Tensor>> trainable_groups(torch::nn::Module& m) {
+  std::map<std::pair<c10::DeviceType, at::ScalarType>, std::vector<at::Tensor>> groups;
   for (const at::Tensor& p : m.parameters()) {
-    if (p.requires_grad()) groups[{p.scalar_type(), p.device().str()}].push_back(p);
+    if (p.requires_grad()) groups[{p.device().type(), p.scalar_type()}].push_back(p);
   }
   return groups;
 }
@@ -77,7 +76,7 @@ bool has_backend(std::string_view name) {
 }
 
 c10d::ProcessGroup& Context::State::group_for(const at::Tensor& tensor) const {
-  TORCH_CHECK(tensor.is_cpu() || tensor.is_cuda(), "tlora::dist: ", describe(*this), ": collectives take CPU (Gloo) or "
+  TORCH_CHECK(tensor.is_cpu() || tensor.is_cuda(), "tlora::dist: ", who(), ": collectives take CPU (Gloo) or "
               "CUDA (NCCL) tensors, not ", tensor.device());
   const c10::DeviceType type = tensor.device().type();
   std::lock_guard<std::mutex> lock(mutex);
@@ -89,7 +88,7 @@ c10d::ProcessGroup& Context::State::group_for(const at::Tensor& tensor) const {
       backend = cuda ? detail::make_nccl_backend(backend_store, rank, world_size, timeout)
                      : detail::make_gloo_backend(backend_store, rank, world_size, timeout);
     } catch (const std::exception& e) {
-      TORCH_CHECK(false, "tlora::dist: ", describe(*this), " could not set up the ", cuda ? "NCCL" : "Gloo",
+      TORCH_CHECK(false, "tlora::dist: ", who(), " could not set up the ", cuda ? "NCCL" : "Gloo",
                   " backend for ", tensor.device().type(), " tensors (timeout ", timeout.count() / 1000.0,
                   " s): ", detail::message_of(e));
     }
@@ -108,7 +107,7 @@ void Context::State::wait(const c10::intrusive_ptr<c10d::Work>& work, const char
   } catch (const std::exception& e) {
     why = detail::message_of(e);
   }
-  TORCH_CHECK(done, "tlora::dist: ", what, " failed on ", describe(*this), " (a peer exited, or stalled past the ",
+  TORCH_CHECK(done, "tlora::dist: ", what, " failed on ", who(), " (a peer exited, or stalled past the ",
               timeout.count() / 1000.0, " s timeout): ", why);
 }
 
