@@ -104,11 +104,11 @@ TEST_F(GlueE2E, KilledOrStoppedRunsResumeToTheSameResult) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_TRUE(contains(resumed.output, "resuming"));
 
-  // SIGTERM after step 7 (mid-epoch): the run saves where it is and says how to go on.
+  // SIGTERM after step 7 (mid-epoch): step 8 finishes, the run saves there and says how to go on.
   const Result stopped = run(tiny_args("stopped"), "TLORA_GLUE_FAULT=term:7");
   ASSERT_EQ(stopped.exit_code, 143) << stopped.output;
   EXPECT_TRUE(contains(stopped.output, "--resume"));
-  EXPECT_EQ(tlora::train::read_train_state(kScratch + "/stopped/checkpoint/trainer_state.json").global_step, 7);
+  EXPECT_EQ(tlora::train::read_train_state(kScratch + "/stopped/checkpoint/trainer_state.json").global_step, 8);
   ASSERT_EQ(run(tiny_args("stopped") + " --resume").exit_code, 0);
 
   for (const std::string out : {"killed", "stopped"}) {

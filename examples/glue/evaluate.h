@@ -4,6 +4,8 @@
 #include "classifier.h"
 #include "data.h"
 
+#include "tlora/dist.h"
+
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 #include <nlohmann/json.hpp>
@@ -23,13 +25,16 @@ struct InputSpec {
 };
 
 // The prediction for every example, in file order: the class index, or the score for a
-// regression task. Runs in eval mode without gradients and leaves the mode as it was.
+// regression task. Runs in eval mode without gradients and leaves the mode as it was. With
+// several ranks each predicts every world-th example and the results are gathered, so every
+// rank returns all predictions.
 std::vector<double> predict(const Classifier& classifier, const tlora::glue::Features& features,
-                            const InputSpec& spec);
+                            const InputSpec& spec, const tlora::dist::Context& dist = {});
 
 // The task's metrics on every set: the first set's under the metrics' names ("accuracy"), the
 // others' with the set's suffix ("accuracy_mismatched").
 std::map<std::string, double> evaluate(tlora::glue::Task task, const Classifier& classifier,
-                                       const std::vector<EvalSet>& sets, const InputSpec& spec);
+                                       const std::vector<EvalSet>& sets, const InputSpec& spec,
+                                       const tlora::dist::Context& dist = {});
 
 }  // namespace glue_app

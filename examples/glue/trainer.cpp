@@ -9,6 +9,7 @@
 
 #include "tlora/adapters.h"
 #include "tlora/atomic_file.h"
+#include "tlora/dist.h"
 #include "tlora/glue/scores.h"
 #include "tlora/host_linear.h"
 #include "tlora/progress.h"
@@ -23,6 +24,7 @@
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/linalg_vector_norm.h>
 #include <ATen/ops/stack.h>
+#include <ATen/ops/tensor.h>
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
 #include <torch/optim/adamw.h>
@@ -134,14 +136,17 @@ struct Stop {
 class Trainer {
  public:
   explicit Trainer(RunConfig config)
-      : config_(std::move(config)), paths_(config_.output_dir), fault_(fault_from_environment()) {}
+      : config_(std::move(config)),
+        paths_(config_.output_dir),
+        dist_(tlora::dist::Context::from_environment()),
+        fault_(fault_from_environment()) {}
 
   int run() {
     setup();
     start_or_resume();
     for (int64_t epoch = state_.epoch; epoch < config_.epochs; ++epoch) {
       if (const auto stop = train_epoch(epoch)) {
-        std::fprintf(stderr, "tlora-glue: %s\n", stop->message.c_str());
+        if (dist_.is_main()) std::fprintf(stderr, "tlora-glue: %s\n", stop->message.c_str());
         return stop->code;
       }
       end_epoch(epoch);
@@ -171,8 +176,12 @@ class Trainer {
     const auto num_labels = info.is_regression ? 1 : static_cast<int64_t>(info.label_names.size());
     classifier_ = load_classifier(model_dir_, num_labels, config_.seed);
     prepare_method(classifier_, config_);
-    device_ = c10::Device(config_.device == "cuda" ? c10::kCUDA : c10::kCPU);
+    device_ = config_.device == "cuda"
+                  ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(dist_.local_rank()))
+                  : c10::Device(c10::kCPU);
     classifier_.module->to(device_, parse_dtype(config_.dtype));
+    // Replicas start as rank 0's (the head is seeded alike anyway; this makes it certain).
+    dist_.broadcast_parameters(*classifier_.module);
     spec_ = InputSpec{*pad, info.is_regression, device_, config_.eval_batch_size};
 
     trainable_ = trainable_parameters(classifier_);
@@ -183,6 +192,10 @@ class Trainer {
     total_steps_ = batches_per_epoch_ * config_.epochs;
     warmup_steps_ = tlora::train::warmup_steps(config_.warmup_ratio, total_steps_);
 
+    if (!dist_.is_main()) return;
+    if (dist_.world_size() > 1)
+      std::fprintf(stderr, "tlora-glue: data-parallel over %d processes; batch %lld is split between them\n",
+                   dist_.world_size(), static_cast<long long>(config_.batch_size));
     std::fprintf(stderr, "tlora-glue: %s, %s on %s: %lld train / %lld dev examples, %lld steps\n",
                  info.name.c_str(), config_.method.c_str(), model_dir_.c_str(),
                  static_cast<long long>(train_.size()), static_cast<long long>(dev_[0].features.size()),
@@ -216,9 +229,13 @@ class Trainer {
   }
 
   void start_or_resume() {
-    make_directories(paths_.out);
-    recover_directory(paths_.checkpoint);
-    recover_directory(paths_.best);
+    if (dist_.is_main()) {
+      make_directories(paths_.out);
+      recover_directory(paths_.checkpoint);
+      recover_directory(paths_.best);
+    }
+    // The other ranks read what rank 0 has put in order.
+    dist_.barrier();
     const std::string state_file = paths_.checkpoint + "/trainer_state.json";
     const bool have_checkpoint = exists(state_file);
     if (!config_.resume) {
@@ -231,13 +248,15 @@ class Trainer {
     resolved["total_steps"] = total_steps_;
     resolved["warmup_steps"] = warmup_steps_;
     if (!config_.resume || !have_checkpoint) {
-      if (config_.resume)
+      if (config_.resume && dist_.is_main())
         std::fprintf(stderr, "tlora-glue: no checkpoint in %s yet; starting from the beginning\n",
                      paths_.out.c_str());
       state_.config_digest = trajectory_digest(config_);
-      remove_flat_directory(paths_.best);
-      tlora::write_file_atomically(paths_.metrics, "");
-      tlora::write_file_atomically(paths_.config, resolved.dump(2) + "\n");
+      if (dist_.is_main()) {
+        remove_flat_directory(paths_.best);
+        tlora::write_file_atomically(paths_.metrics, "");
+        tlora::write_file_atomically(paths_.config, resolved.dump(2) + "\n");
+      }
       return;
     }
     state_ = tlora::train::read_train_state(state_file);
@@ -256,6 +275,7 @@ class Trainer {
     std::istringstream lines(read_text(paths_.metrics));
     std::string kept, line;
     for (int64_t i = 0; i < state_.epoch && std::getline(lines, line); ++i) kept += line + "\n";
+    if (!dist_.is_main()) return;
     tlora::write_file_atomically(paths_.metrics, kept);
     std::fprintf(stderr, "tlora-glue: resuming %s at epoch %lld, batch %lld (step %lld)\n",
                  paths_.out.c_str(), static_cast<long long>(state_.epoch + 1),
@@ -263,6 +283,7 @@ class Trainer {
   }
 
   void save_checkpoint() {
+    if (!dist_.is_main()) return;
     const std::string staging = paths_.checkpoint + ".tmp";
     remove_flat_directory(staging);
     make_directories(staging);
@@ -273,6 +294,13 @@ class Trainer {
     for (const auto& a : adapters_of(classifier_)) state_.dropout_calls[a->path()] = a->dropout_calls();
     tlora::train::write_train_state(staging + "/trainer_state.json", state_);
     replace_directory(staging, paths_.checkpoint);
+  }
+
+  // Progress goes to stderr on rank 0 and nowhere on the others.
+  std::FILE* progress_stream() {
+    if (dist_.is_main()) return stderr;
+    if (null_stream_ == nullptr) null_stream_ = std::fopen("/dev/null", "w");
+    return null_stream_;
   }
 
   // The first parameter whose gradient holds a NaN or an infinity.
@@ -289,45 +317,59 @@ class Trainer {
     batching.seed = config_.seed;
     const auto batches = tlora::glue::train_batches(lengths_, batching, epoch);
     tlora::ProgressBar bar(fmt::format("epoch {}/{}", epoch + 1, config_.epochs),
-                           static_cast<int64_t>(batches.size()));
+                           static_cast<int64_t>(batches.size()), progress_stream());
     classifier_.module->train();
     const auto epoch_start = Clock::now();
     int64_t epoch_tokens = 0;
+    const int world = dist_.world_size();
     for (auto b = static_cast<size_t>(state_.batches_done); b < batches.size(); ++b) {
-      if (const int signal = g_stop_signal.load()) {
-        save_checkpoint();
-        bar.finish("interrupted");
-        return Stop{kExitInterrupted,
-                    fmt::format("stopped by signal {} after step {}; checkpoint saved in {}; continue "
-                                "with the same options and --resume",
-                                signal, state_.global_step, paths_.checkpoint)};
-      }
       const auto step_start = Clock::now();
       const double mult = tlora::train::linear_schedule(state_.global_step, warmup_steps_, total_steps_);
       for (size_t g = 0; g < base_lrs_.size(); ++g)
         static_cast<torch::optim::AdamWOptions&>(optimizer_->param_groups()[g].options())
             .lr(base_lrs_[g] * mult);
-      const auto batch = tlora::glue::collate(train_, batches[b], spec_.pad_id, spec_.regression);
-      const at::Tensor logits = classifier_.forward(batch.input_ids.to(device_),
-                                                    batch.attention_mask.to(device_),
-                                                    batch.token_type_ids.to(device_));
-      const at::Tensor loss = classifier_.loss(logits.to(at::kFloat), batch.labels.to(device_));
-      const double loss_value = loss.item<double>();
+      // Each rank takes every world-th example of the global batch.
+      std::vector<int64_t> shard;
+      for (size_t i = static_cast<size_t>(dist_.rank()); i < batches[b].size(); i += static_cast<size_t>(world))
+        shard.push_back(batches[b][i]);
+      optimizer_->zero_grad();
+      at::Tensor loss;
+      double local[3] = {0, 0, static_cast<double>(g_stop_signal.load())};  // loss·n, tokens, signal
+      if (!shard.empty()) {
+        const auto batch = tlora::glue::collate(train_, shard, spec_.pad_id, spec_.regression);
+        const at::Tensor logits = classifier_.forward(batch.input_ids.to(device_),
+                                                      batch.attention_mask.to(device_),
+                                                      batch.token_type_ids.to(device_));
+        loss = classifier_.loss(logits.to(at::kFloat), batch.labels.to(device_));
+        local[0] = loss.item<double>() * static_cast<double>(shard.size());
+        local[1] = static_cast<double>(batch.tokens);
+      }
+      // One small collective decides for every rank: the batch loss, its tokens, and whether a
+      // rank was asked to stop, so all stop at the same step.
+      const at::Tensor reduced =
+          world > 1 ? dist_.all_reduce_sum(at::tensor(std::vector<double>(local, local + 3), at::kDouble))
+                    : at::tensor(std::vector<double>(local, local + 3), at::kDouble);
+      const double loss_value = reduced[0].item<double>() / static_cast<double>(batches[b].size());
       if (!std::isfinite(loss_value))
         return Stop{kExitNonFinite, non_finite_message(fmt::format("the loss is {}", loss_value), epoch, b)};
-      optimizer_->zero_grad();
-      loss.backward();
+      if (loss.defined()) {
+        // Weighted so that averaging over the ranks gives the global batch's mean loss.
+        if (world > 1) loss = loss * (static_cast<double>(shard.size() * world) / static_cast<double>(batches[b].size()));
+        loss.backward();
+      }
+      dist_.all_reduce_gradients(*classifier_.module);
       if (const std::string bad = non_finite_gradient(); !bad.empty())
         return Stop{kExitNonFinite,
                     non_finite_message(fmt::format("the gradient of {} is not finite", bad), epoch, b)};
       if (config_.max_grad_norm > 0) clip_gradients();
       optimizer_->step();
 
+      const auto tokens = static_cast<int64_t>(reduced[1].item<double>());
       state_.global_step += 1;
       state_.batches_done = static_cast<int64_t>(b) + 1;
       state_.epoch_loss_sum += loss_value;
-      state_.train_tokens += batch.tokens;
-      epoch_tokens += batch.tokens;
+      state_.train_tokens += tokens;
+      epoch_tokens += tokens;
       state_.train_seconds += std::chrono::duration<double>(Clock::now() - step_start).count();
       const double elapsed = std::chrono::duration<double>(Clock::now() - epoch_start).count();
       bar.update(state_.batches_done,
@@ -337,6 +379,15 @@ class Trainer {
       if (state_.global_step % config_.save_steps == 0 && state_.batches_done < static_cast<int64_t>(batches.size()))
         save_checkpoint();
       if (state_.global_step == fault_.step) ::raise(fault_.signal);
+      // A stop request (on any rank) takes effect once this step is done, on every rank.
+      if (const int signal = static_cast<int>(reduced[2].item<double>())) {
+        save_checkpoint();
+        bar.finish("interrupted");
+        return Stop{kExitInterrupted,
+                    fmt::format("stopped by signal {} after step {}; checkpoint saved in {}; continue "
+                                "with the same options and --resume",
+                                std::min(signal, SIGTERM), state_.global_step, paths_.checkpoint)};
+      }
     }
     bar.finish(fmt::format("loss {:.4f}", state_.epoch_loss_sum / static_cast<double>(batches.size())));
     return std::nullopt;
@@ -367,7 +418,7 @@ class Trainer {
   }
 
   void end_epoch(int64_t epoch) {
-    const auto metrics = evaluate(task_, classifier_, dev_, spec_);
+    const auto metrics = evaluate(task_, classifier_, dev_, spec_, dist_);
     std::map<std::string, double> main;
     for (const auto& name : tlora::glue::info(task_).metric_names) main[name] = metrics.at(name);
     const double score = tlora::glue::combined_score(main);
@@ -378,11 +429,13 @@ class Trainer {
     line["dev"] = metrics;
     line["score"] = score;
     line["adapters"] = adapter_summary(classifier_);
-    append_line(paths_.metrics, line.dump());
-    std::string shown;
-    for (const auto& [name, value] : metrics) shown += fmt::format(" {} {:.4f}", name, value);
-    std::fprintf(stderr, "tlora-glue: epoch %lld dev:%s\n", static_cast<long long>(epoch + 1), shown.c_str());
-    if (score > state_.best_score) {
+    if (dist_.is_main()) {
+      append_line(paths_.metrics, line.dump());
+      std::string shown;
+      for (const auto& [name, value] : metrics) shown += fmt::format(" {} {:.4f}", name, value);
+      std::fprintf(stderr, "tlora-glue: epoch %lld dev:%s\n", static_cast<long long>(epoch + 1), shown.c_str());
+    }
+    if (score > state_.best_score && dist_.is_main()) {
       json info;
       info["task"] = tlora::glue::info(task_).name;
       info["method"] = config_.method;
@@ -394,6 +447,8 @@ class Trainer {
       remove_flat_directory(staging);
       save_trained(classifier_, staging, info);
       replace_directory(staging, paths_.best);
+    }
+    if (score > state_.best_score) {
       state_.best_score = score;
       state_.best_epoch = epoch + 1;
     }
@@ -404,6 +459,7 @@ class Trainer {
   }
 
   void write_results() {
+    if (!dist_.is_main()) return;
     const auto best = read_trained_info(paths_.best);
     const std::string last_line = [&] {
       std::istringstream lines(read_text(paths_.metrics));
@@ -426,6 +482,7 @@ class Trainer {
     r["seed"] = config_.seed;
     r["device"] = config_.device;
     r["threads"] = at::get_num_threads();
+    r["processes"] = dist_.world_size();
     r["train_seconds"] = state_.train_seconds;
     r["tokens_per_second"] = static_cast<double>(state_.train_tokens) / std::max(state_.train_seconds, 1e-9);
     r["steps_per_second"] = static_cast<double>(state_.global_step) / std::max(state_.train_seconds, 1e-9);
@@ -457,7 +514,9 @@ class Trainer {
   std::vector<double> base_lrs_;
   int64_t batches_per_epoch_ = 0, total_steps_ = 0, warmup_steps_ = 0;
   tlora::train::TrainState state_;
+  tlora::dist::Context dist_;
   Fault fault_;
+  std::FILE* null_stream_ = nullptr;
 };
 
 }  // namespace
