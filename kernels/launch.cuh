@@ -6,10 +6,8 @@
 #include "kernels.h"
 
 #include <ATen/core/Tensor.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAFunctions.h>
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/util/Exception.h>
-#include <cuda_runtime.h>
 
 #include <algorithm>
 #include <string_view>
@@ -60,12 +58,11 @@ void with_padded_rank(int64_t rank, F&& f) {
 }
 
 /// Blocks for a grid-stride kernel: enough to fill the device `blocks_per_sm` deep, never more
-/// than there is work. A pure function of the device, so captures and replays agree.
+/// than there is work. A pure function of the device (whose properties ATen caches, so asking
+/// is safe inside a graph capture), so captures and replays agree.
 inline int64_t grid_blocks(int64_t work_items, int blocks_per_sm) {
-  int sms = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount,
-                                        c10::cuda::current_device()));
-  return std::max<int64_t>(1, std::min<int64_t>(work_items, int64_t(sms) * blocks_per_sm));
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  return std::max<int64_t>(1, std::min<int64_t>(work_items, sms * blocks_per_sm));
 }
 
 }  // namespace tlora::kernels

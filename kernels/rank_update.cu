@@ -3,6 +3,7 @@
 #include "rank_update.cuh"
 
 #include <ATen/Dispatch.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
 
 namespace tlora::kernels {
