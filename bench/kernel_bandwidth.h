@@ -2,7 +2,7 @@
 // device-to-device copy timed in the same run.
 #pragma once
 
-#include <ATen/core/TensorBody.h>
+#include <c10/core/TensorOptions.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdint>

@@ -119,8 +119,6 @@ DownProjection down_project_cuda(const at::Tensor& x, const at::Tensor& down,
     a.rows = n;
     a.cols = in;
     a.w = down.data_ptr<scalar_t>();
-    a.w_stride_j = in;  // A[j][k]
-    a.w_stride_k = 1;
     a.rank = static_cast<int>(r);
     a.mask = drop_mask(mask);
     a.proj = result.u.data_ptr<Acc>();
@@ -148,6 +146,8 @@ CoreGradients core_grad_cuda(const at::Tensor& grad, const at::Tensor& up, const
   check_matrix(u, "saved u", acc, n, r, layer);
   check_same_device(grad, up, layer);
   check_same_device(grad, u, layer);
+  // The kernel reads W = Bᵀ (r×out) row-major, coalesced; B itself is small (out×r).
+  const at::Tensor up_t = up.t().contiguous();
   // du = g·K is the kernel's proj·coreᵀ with core = Kᵀ.
   at::Tensor core_t;
   if (scaled_core.defined()) {
@@ -169,9 +169,7 @@ CoreGradients core_grad_cuda(const at::Tensor& grad, const at::Tensor& up, const
     a.x = grad.data_ptr<scalar_t>();
     a.rows = n;
     a.cols = out;
-    a.w = up.data_ptr<scalar_t>();
-    a.w_stride_j = 1;  // W(j,k) = B[k][j]
-    a.w_stride_k = r;
+    a.w = up_t.data_ptr<scalar_t>();
     a.rank = static_cast<int>(r);
     a.mask = drop_mask(mask);
     a.rhs = u.data_ptr<Acc>();

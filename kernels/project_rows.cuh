@@ -8,6 +8,7 @@
 // a row's r×r follow-up (v = u·Kᵀ, or du = g·K) needs no further exchange. With a right-hand
 // side R (N×r) the block also accumulates projᵀ·R (r×r) over its rows in shared memory, one
 // partial per block, summed afterwards in a fixed order: deterministic, without writing proj.
+// W (r×K) is read row-major like X, so the backward passes Bᵀ rather than B.
 //
 // All multiply-adds are explicit fma so that the host run rounds exactly as the device does.
 #pragma once
@@ -56,9 +57,7 @@ struct ProjectArgs {
   const T* x = nullptr;  // N×K, row-major
   int64_t rows = 0;      // N
   int64_t cols = 0;      // K
-  const T* w = nullptr;  // W(j,k) = w[j*w_stride_j + k*w_stride_k], j < rank, k < K
-  int64_t w_stride_j = 0;
-  int64_t w_stride_k = 0;
+  const T* w = nullptr;  // W, r×K, row-major: lanes read it coalesced, like X
   int rank = 0;
   DropMask mask;                 // applied to X, element (n,k) at flat index n*K + k
   Acc* proj = nullptr;           // N×r: proj = (mask⊙X)·Wᵀ
@@ -90,7 +89,7 @@ TLORA_HOST_DEVICE void lane_partial(const ProjectArgs<T, Acc>& a, int64_t row0, 
 #pragma unroll
     for (int j = 0; j < RP; ++j) {
       if (j < a.rank) {
-        const Acc wv = static_cast<Acc>(a.w[j * a.w_stride_j + k * a.w_stride_k]);
+        const Acc wv = static_cast<Acc>(a.w[j * a.cols + k]);
 #pragma unroll
         for (int rr = 0; rr < kRows; ++rr) acc[rr][j] = mul_add(xv[rr], wv, acc[rr][j]);
       }

@@ -2,7 +2,6 @@
 
 #include "tlora/random.h"
 
-#include "kernels.h"
 #include "tri_linear_cuda.h"
 #include "tri_math.h"
 
@@ -151,7 +150,7 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
     const at::ScalarType acc = u.scalar_type();
     const at::Tensor alpha = scale.to(acc).reshape({});
     const at::Tensor core_acc = core.to(acc);
-    variable_list grads(9);
+    variable_list grads(10);  // one per forward argument: 7 tensors, merged, dropout, name
     at::Tensor dx, gtu;
     if (cuda_path::takes(grad, down.size(0))) {
       cuda_path::Backward b =

@@ -4,9 +4,11 @@
 #include "tlora/functional.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 
+#include <cmath>
 #include <cstdint>
 
 namespace tlora::testing {
