@@ -17,6 +17,7 @@ jobs="${JOBS:-16}"
 mkdir -p "$out"
 exec > >(tee "$out/log") 2>&1
 cd "$repo"
+export PATH="$PATH:${CUDA_HOME:-/usr/local/cuda}/bin"
 
 step() { echo; echo "=== $(date -u +%H:%M:%S) $*"; }
 status=0
@@ -24,7 +25,7 @@ note_failure() { echo "gpu-check: FAILED: $1"; status=1; }
 
 step "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv || true
-nvcc --version | tail -n 2
+nvcc --version | tail -n 2 || true
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))'
 [[ -d .gpu-deps ]] || { echo "gpu-check: .gpu-deps/ missing; run scripts/gpu-deps.sh on a Debian machine and carry it" >&2; exit 1; }
 
