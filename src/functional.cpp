@@ -2,6 +2,9 @@
 
 #include "tlora/random.h"
 
+#include "tri_linear_cuda.h"
+#include "tri_math.h"
+
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/linear.h>
@@ -14,11 +17,8 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-bool is_half(at::ScalarType t) { return t == at::kHalf || t == at::kBFloat16; }
-
-// dtype of the r×r math: at least fp32, so that bf16/fp16 layers accumulate in fp32.
-at::ScalarType accumulate_type(at::ScalarType t) { return is_half(t) ? at::kFloat : t; }
+using detail::accumulate_type;
+using detail::scaled_core_down;
 
 void check_inputs(const at::Tensor& x, const TriLinearWeights& w, std::string_view name) {
   TORCH_CHECK(x.defined(), name, ": input is undefined");
@@ -60,12 +60,6 @@ at::Tensor mask_like(const at::Tensor& t, const AdapterDropout& d) {
   return philox_dropout_mask(t.sizes(), d.p, d.seed, d.stream, t.options());
 }
 
-// α·M·A (r×in): the factor that ΔW and W_eff are both built from, in the accumulation dtype.
-at::Tensor scaled_core_down(const at::Tensor& core, const at::Tensor& down, const at::Tensor& scale,
-                            at::ScalarType acc) {
-  return (core.to(acc) * scale.to(acc).reshape({})).mm(down.to(acc));
-}
-
 // W_eff = W0 + B·(α·M·A). The rank-r update runs in W0's own dtype: for half precision a round
 // trip of W0 through fp32 costs three times as much and stays within the accuracy budget.
 at::Tensor merged_weight(const at::Tensor& weight, const at::Tensor& up, const at::Tensor& core,
@@ -82,7 +76,7 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const std::optional<at::Tensor>& maybe_bias, const at::Tensor& down,
                             const at::Tensor& up, const at::Tensor& core, const at::Tensor& scale,
-                            bool merged, AdapterDropout dropout) {
+                            bool merged, AdapterDropout dropout, std::string_view name) {
     const int64_t in = weight.size(1);
     const at::Tensor bias = maybe_bias.value_or(at::Tensor());
     const at::Tensor x2 = x.reshape({-1, in});
@@ -90,18 +84,22 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
     const bool drop_in = dropout.p > 0 && dropout.position == DropoutPosition::Input;
     const bool drop_out = dropout.p > 0 && dropout.position == DropoutPosition::Output;
 
-    const at::Tensor adapter_in = drop_in ? x2 * mask_like(x2, dropout) : x2;
-    const at::Tensor u = adapter_in.mm(down.t()).to(acc);
-
-    at::Tensor y;
-    if (merged) {
+    at::Tensor u, y;
+    if (cuda_path::takes(x2, down.size(0))) {
+      cuda_path::Forward f =
+          cuda_path::forward(x2, {weight, bias, down, up, core, scale}, merged, dropout, name);
+      u = std::move(f.u);
+      y = std::move(f.y);
+    } else if (merged) {
+      u = x2.mm(down.t()).to(acc);
       const at::Tensor w_eff = merged_weight(weight, up, core, down, scale);
       y = bias.defined() ? at::addmm(bias, x2, w_eff.t()) : x2.mm(w_eff.t());
     } else {
+      const at::Tensor adapter_in = drop_in ? x2 * mask_like(x2, dropout) : x2;
+      u = adapter_in.mm(down.t()).to(acc);
       y = bias.defined() ? at::addmm(bias, x2, weight.t()) : x2.mm(weight.t());
-      // α folded into the r×r core, so no N-sized tensor is scaled.
-      const at::Tensor scaled_core = core.to(acc) * scale.to(acc).reshape({});
-      const at::Tensor scaled_v = u.mm(scaled_core.t()).to(x.scalar_type());
+      const at::Tensor scaled_v =
+          u.mm(detail::scaled_core(core, scale, acc).t()).to(x.scalar_type());
       if (drop_out) {
         y.add_(scaled_v.mm(up.t()) * mask_like(y, dropout));
       } else {
@@ -120,6 +118,7 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
     ctx->saved_data["seed"] = static_cast<int64_t>(dropout.seed);
     ctx->saved_data["stream"] = static_cast<int64_t>(dropout.stream);
     ctx->saved_data["has_bias"] = bias.defined();
+    ctx->saved_data["name"] = std::string(name);
 
     auto shape = x.sizes().vec();
     shape.back() = weight.size(0);
@@ -141,6 +140,7 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
     dropout.stream = static_cast<uint64_t>(ctx->saved_data["stream"].toInt());
     const bool drop_in = ctx->saved_data["input_dropout"].toBool();
     const bool drop_out = dropout.p > 0 && !drop_in;
+    dropout.position = drop_in ? DropoutPosition::Input : DropoutPosition::Output;
     // needs_input_grad counts tensor inputs only, so an absent bias shifts the later indices.
     const bool has_bias = ctx->saved_data["has_bias"].toBool();
     auto needs = [&](size_t arg) { return ctx->needs_input_grad(has_bias || arg < 2 ? arg : arg - 1); };
@@ -150,33 +150,42 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
     const at::ScalarType acc = u.scalar_type();
     const at::Tensor alpha = scale.to(acc).reshape({});
     const at::Tensor core_acc = core.to(acc);
-    const at::Tensor grad_adapter = drop_out ? grad * mask_like(grad, dropout) : grad;
-    const at::Tensor g = grad_adapter.mm(up).to(acc);  // N×r
-
-    variable_list grads(9);
-    if (needs(0)) {
-      at::Tensor dx;
-      // Merged rebuilds W_eff (a rank-r pass over out×in) unless the rank-r update of dx (a
-      // pass over N×in) is the smaller one, i.e. unless N ≤ out; both give the same dx.
-      if (merged && grad.size(0) > out) {
-        dx = grad.mm(merged_weight(weight, up, core, down, scale));
-      } else {
-        dx = grad.mm(weight);
-        const at::Tensor du = g.mm(core_acc * alpha).to(dx.scalar_type());
-        if (drop_in) {
-          dx.add_(du.mm(down) * mask_like(dx, dropout));
+    variable_list grads(10);  // one per forward argument: 7 tensors, merged, dropout, name
+    at::Tensor dx, gtu;
+    if (cuda_path::takes(grad, down.size(0))) {
+      cuda_path::Backward b =
+          cuda_path::backward(grad, u, {weight, {}, down, up, core, scale}, merged, dropout,
+                              needs(0), ctx->saved_data["name"].toStringRef());
+      dx = std::move(b.dx);
+      gtu = std::move(b.gtu);
+    } else {
+      const at::Tensor grad_adapter = drop_out ? grad * mask_like(grad, dropout) : grad;
+      const at::Tensor g = grad_adapter.mm(up).to(acc);  // N×r
+      if (needs(0)) {
+        // Merged rebuilds W_eff (a rank-r pass over out×in) unless the rank-r update of dx (a
+        // pass over N×in) is the smaller one, i.e. unless N ≤ out; both give the same dx.
+        if (merged && grad.size(0) > out) {
+          dx = grad.mm(merged_weight(weight, up, core, down, scale));
         } else {
-          dx.addmm_(du, down);
+          dx = grad.mm(weight);
+          const at::Tensor du = g.mm(core_acc * alpha).to(dx.scalar_type());
+          if (drop_in) {
+            dx.add_(du.mm(down) * mask_like(dx, dropout));
+          } else {
+            dx.addmm_(du, down);
+          }
         }
       }
+      // dM = α·gᵀu and dα = Σ g ⊙ (u·Mᵀ) = Σ (gᵀu) ⊙ M share the one r×r product gᵀu.
+      if (needs(5) || needs(6)) gtu = g.t().mm(u);
+    }
+    if (needs(0)) {
       auto shape = grad_outputs[0].sizes().vec();
       shape.back() = weight.size(1);
       grads[0] = dx.view(shape);
     }
     if (needs(1)) grads[1] = grad.t().mm(saved[kInput]);
     if (has_bias && needs(2)) grads[2] = grad.sum(0);
-    // dM = α·gᵀu and dα = Σ g ⊙ (u·Mᵀ) = Σ (gᵀu) ⊙ M share the one r×r product gᵀu.
-    const at::Tensor gtu = (needs(5) || needs(6)) ? g.t().mm(u) : at::Tensor();
     if (needs(5)) grads[5] = (gtu * alpha).to(core.scalar_type());
     if (needs(6)) grads[6] = (gtu * core_acc).sum().reshape(scale.sizes()).to(scale.scalar_type());
     return grads;
@@ -222,7 +231,7 @@ at::Tensor tri_linear(const at::Tensor& x, const TriLinearWeights& w, Strategy s
   const std::optional<at::Tensor> bias =
       w.bias.defined() ? std::optional<at::Tensor>(w.bias) : std::nullopt;
   return TriLinearFunction::apply(x, w.weight, bias, w.down, w.up, w.core, w.scale,
-                                  strategy == Strategy::Merged, dropout);
+                                  strategy == Strategy::Merged, dropout, name);
 }
 
 at::Tensor tri_linear_composed(const at::Tensor& x, const TriLinearWeights& w,
@@ -244,6 +253,15 @@ at::Tensor tri_delta_weight(const at::Tensor& up, const at::Tensor& core, const 
                             const at::Tensor& scale) {
   const at::ScalarType acc = accumulate_type(up.scalar_type());
   return up.to(acc).mm(scaled_core_down(core, down, scale, acc)).to(up.scalar_type());
+}
+
+void tri_add_delta_weight_(at::Tensor& weight, const at::Tensor& up, const at::Tensor& core,
+                           const at::Tensor& down, const at::Tensor& scale, std::string_view name) {
+  if (cuda_path::takes(weight, down.size(0))) {
+    cuda_path::add_delta_weight_(weight, up, core, down, scale, name);
+  } else {
+    weight.add_(tri_delta_weight(up, core, down, scale));
+  }
 }
 
 }  // namespace tlora

@@ -119,7 +119,8 @@ void TLoRALinearImpl::merge(bool keep_original) {
   TORCH_CHECK(!merged_, "TLoRALinear '", options.name(), "': already merged");
   at::NoGradGuard no_grad;
   original_weight_ = keep_original ? weight.clone() : at::Tensor();
-  weight.add_(delta_weight());
+  tri_add_delta_weight_(weight, up, core.detach(), down, scale.detach(),
+                        "TLoRALinear '" + options.name() + "'");
   merged_ = true;
 }
 

@@ -77,4 +77,11 @@ at::Tensor tri_linear_composed(const at::Tensor& x, const TriLinearWeights& w,
 at::Tensor tri_delta_weight(const at::Tensor& up, const at::Tensor& core, const at::Tensor& down,
                             const at::Tensor& scale);
 
+/// W0 += α·B·M·A in place (what merge() does). On CUDA with rank ≤ 64 this is one fused pass
+/// over W0 that accumulates in fp32 and rounds once; elsewhere it adds tri_delta_weight.
+/// `name` labels the layer in error messages.
+void tri_add_delta_weight_(at::Tensor& weight, const at::Tensor& up, const at::Tensor& core,
+                           const at::Tensor& down, const at::Tensor& scale,
+                           std::string_view name = "tri_add_delta_weight_");
+
 }  // namespace tlora
