@@ -31,7 +31,7 @@ struct Config {
   std::string model_dir;
   std::string output;
   tlora::AnalysisOptions analysis;
-  int64_t max_values = 4096;
+  int64_t max_values = 1024;
 };
 
 // The adapters are loaded under these names, whatever they were saved as.
