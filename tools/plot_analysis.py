@@ -7,7 +7,8 @@
 Writes PNG files into --out-dir (each is skipped when its input is absent):
   <prefix>alpha.png          α per layer, one line per adapter (analysis)
   <prefix>alpha_epochs.png   α of every layer over the epochs (metrics), one panel per run
-  <prefix>core_epochs.png    ‖M‖_F of every layer over the epochs (metrics)
+  <prefix>core_epochs.png    ‖M‖_F of every layer over the epochs (metrics; for LoRA the norm of
+                             its trainable tensors, "params_fro")
   <prefix>norms.png          heatmaps layer × matrix of ‖ΔW‖_F/‖W0‖_F, the effective rank of ΔW
                              and ‖core‖_F (analysis)
   <prefix>spectra.png        singular values of ΔW per layer, divided by the largest (analysis)
@@ -94,15 +95,23 @@ def read_metrics(spec):
     return (label or path.parent.name), rows
 
 
-def plot_epochs(runs, field, ylabel, out_dir, name):
+def plot_epochs(runs, fields, out_dir, name):
+    """One panel per run: the first of `fields` (key, label) that the run logs, per layer over epochs."""
     fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.5), squeeze=False)
     for ax, (label, rows) in zip(axes[0], runs):
+        logged = [r.get("adapters", {}) for r in rows]
+        present = [(key, text) for key, text in fields if any(key in layer for a in logged for layer in a.values())]
+        if not present:
+            ax.axis("off")
+            ax.text(0.5, 0.5, f"{label}: no {' or '.join(t for _, t in fields)} logged", ha="center", va="center")
+            continue
+        field, ylabel = present[0]
         epochs = [r["epoch"] for r in rows]
-        paths = list(dict.fromkeys(p for r in rows for p in r.get("adapters", {})))
+        paths = list(dict.fromkeys(p for a in logged for p in a))
         depth = [split_path(p, i)[0] for i, p in enumerate(paths)]
         top = max(depth) if depth else 1
         for p, d in zip(paths, depth):
-            ys = [r["adapters"].get(p, {}).get(field, math.nan) for r in rows]
+            ys = [a.get(p, {}).get(field, math.nan) for a in logged]
             style = "-" if "value" not in p else "--"
             ax.plot(epochs, ys, style, color=plt.cm.viridis(d / max(top, 1)), linewidth=1)
         ax.set_title(f"{label}: {ylabel} per layer (colour: depth; dashed: value)", fontsize=9)
@@ -228,8 +237,10 @@ def main():
         plot_core_histograms(analysis, args.out_dir, args.prefix)
     if args.metrics:
         runs = [read_metrics(spec) for spec in args.metrics]
-        plot_epochs(runs, "alpha", "α", args.out_dir, f"{args.prefix}alpha_epochs.png")
-        plot_epochs(runs, "core_fro", "‖M‖_F", args.out_dir, f"{args.prefix}core_epochs.png")
+        plot_epochs(runs, [("alpha", "α")], args.out_dir, f"{args.prefix}alpha_epochs.png")
+        # LoRA has no core: tlora-glue logs the norm of all its trainable tensors instead.
+        plot_epochs(runs, [("core_fro", "‖M‖_F"), ("params_fro", "‖trainable‖_F")], args.out_dir,
+                    f"{args.prefix}core_epochs.png")
 
 
 if __name__ == "__main__":
