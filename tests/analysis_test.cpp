@@ -452,6 +452,19 @@ TEST_F(AnalysisFiles, TloraAnalyzeWritesTheAnalysesOfTwoCheckpointsOfTheTinyBert
     EXPECT_EQ(compared[i]["left_angles"].size(), 2u) << "--top-k 2";
   }
 
+#ifdef TLORA_PLOT_ANALYSIS
+  const fs::path figures = dir_ / "figures";
+  ASSERT_EQ(run(std::string(TLORA_PLOT_ANALYSIS) + " --analysis '" + output.string() + "' --out-dir '" +
+                    figures.string() + "' --prefix tiny_",
+                errors),
+            0)
+      << tlora::testing::read_file(errors);
+  for (const char* name : {"alpha", "norms", "spectra", "similarity", "core_hist"}) {
+    const std::string png = tlora::testing::read_file(figures / (std::string("tiny_") + name + ".png"));
+    EXPECT_TRUE(png.starts_with("\x89PNG")) << name << ".png";
+  }
+#endif
+
   // A checkpoint of another base (one query weight changed): refused against the first, and
   // alone against the tiny BERT it claims as its base.
   auto changed = tlora::models::from_pretrained<tlora::models::BertForSequenceClassification>(tiny);
