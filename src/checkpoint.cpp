@@ -78,16 +78,17 @@ void make_directories(const fs::path& dir) {
               " is not a directory");
 }
 
-std::string read_file(const fs::path& path) {
+// `caller` starts each message (load_adapter, read_checkpoint_info).
+std::string read_file(const fs::path& path, const char* caller) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int error = errno;
-    TORCH_CHECK(false, "load_adapter: cannot open ", path, ": ", system_error(error));
+    TORCH_CHECK(false, caller, ": cannot open ", path, ": ", system_error(error));
   }
   struct stat status {};
   if (::fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
     ::close(fd);
-    TORCH_CHECK(false, "load_adapter: ", path, " is not a regular file");
+    TORCH_CHECK(false, caller, ": ", path, " is not a regular file");
   }
   std::string text(static_cast<size_t>(status.st_size), '\0');
   size_t done = 0;
@@ -97,7 +98,7 @@ std::string read_file(const fs::path& path) {
     if (n <= 0) {
       const int error = n < 0 ? errno : 0;
       ::close(fd);
-      TORCH_CHECK(false, "load_adapter: cannot read ", path, ": ", error ? system_error(error) : "it shrank while read");
+      TORCH_CHECK(false, caller, ": cannot read ", path, ": ", error ? system_error(error) : "it shrank while read");
     }
     done += static_cast<size_t>(n);
   }
@@ -210,7 +211,7 @@ void save_adapter(const torch::nn::Module& model, const fs::path& dir, const Sav
 
 CheckpointInfo read_checkpoint_info(const fs::path& dir) {
   const fs::path config_path = dir / kAdapterConfigFile;
-  const AdapterConfig config = detail::parse_adapter_config(config_path, read_file(config_path));
+  const AdapterConfig config = detail::parse_adapter_config(config_path, read_file(config_path, "read_checkpoint_info"));
   CheckpointInfo info{config.adapter_name, config.options.kind, config.base_model, {}};
   for (const ModuleEntry& m : config.modules) {
     info.modules.push_back({m.path, m.in_features, m.out_features, m.rank, m.scale, m.base_checksum});
@@ -220,7 +221,7 @@ CheckpointInfo read_checkpoint_info(const fs::path& dir) {
 
 LoadReport load_adapter(torch::nn::Module& model, const fs::path& dir, const LoadAdapterOptions& options) {
   const fs::path config_path = dir / kAdapterConfigFile, model_path = dir / kAdapterModelFile;
-  const AdapterConfig config = detail::parse_adapter_config(config_path, read_file(config_path));
+  const AdapterConfig config = detail::parse_adapter_config(config_path, read_file(config_path, "load_adapter"));
   const safetensors::File file = safetensors::File::open(model_path);
   const AdapterKind kind = config.options.kind;
   const std::string name = options.adapter_name.empty() ? config.adapter_name : options.adapter_name;

@@ -488,6 +488,15 @@ TEST_F(AnalysisFiles, TloraAnalyzeWritesTheAnalysesOfTwoCheckpointsOfTheTinyBert
                             "' --output '" + output.string() + "'";
   EXPECT_EQ(run(alone, errors), 1);
   EXPECT_TRUE(contains(tlora::testing::read_file(errors), "has other base weights than the adapter was saved with"));
+
+  // A folder that is not a checkpoint, and three checkpoints.
+  EXPECT_EQ(run(std::string(TLORA_ANALYZE) + " --adapter '" + dir_.string() + "' --output '" + output.string() + "'", errors), 1);
+  EXPECT_TRUE(contains(tlora::testing::read_file(errors),
+                       "read_checkpoint_info: cannot open \"" + (dir_ / tlora::kAdapterConfigFile).string() + "\""));
+  const std::string three = std::string(TLORA_ANALYZE) + " --adapter '" + (dir_ / "default").string() + "' --adapter '" +
+                            (dir_ / "lora").string() + "' --adapter '" + (dir_ / "lora").string() + "' --output x.json";
+  EXPECT_EQ(run(three, errors), 2);
+  EXPECT_TRUE(contains(tlora::testing::read_file(errors), "--adapter given 3 times; give one checkpoint, or two to compare"));
 }
 #endif
 
