@@ -2,10 +2,11 @@
 """Figures from tlora-analyze's JSON and tlora-glue's per-epoch metrics.jsonl.
 
     python3 tools/plot_analysis.py --analysis analysis.json \\
-        [--metrics TLoRA=runs/mrpc-tlora/metrics.jsonl ...] --out-dir docs/figures [--prefix mrpc_]
+        [--labels TLoRA LoRA] [--metrics TLoRA=runs/mrpc-tlora/metrics.jsonl ...] \\
+        --out-dir docs/figures [--prefix mrpc_]
 
 Writes PNG files into --out-dir (each is skipped when its input is absent):
-  <prefix>alpha.png          α per layer, one line per adapter (analysis)
+  <prefix>alpha.png          TLoRA's α per layer (analysis)
   <prefix>alpha_epochs.png   α of every layer over the epochs (metrics), one panel per run
   <prefix>core_epochs.png    ‖M‖_F of every layer over the epochs (metrics; for LoRA the norm of
                              its trainable tensors, "params_fro")
@@ -47,8 +48,21 @@ def split_path(path, order):
     return int(match.group(1)), matrix
 
 
+def label_adapters(analysis, labels):
+    """Sets each adapter's "label": from --labels, else its kind (numbered when kinds repeat)."""
+    adapters = analysis["adapters"]
+    if labels and len(labels) != len(adapters):
+        raise SystemExit(f"--labels has {len(labels)} names for {len(adapters)} adapters")
+    kinds = [a["kind"] for a in adapters]
+    for i, adapter in enumerate(adapters):
+        if labels:
+            adapter["label"] = labels[i]
+        else:
+            adapter["label"] = kinds[i] if kinds.count(kinds[i]) == 1 else f"{kinds[i]} #{i + 1}"
+
+
 def adapter_label(adapter):
-    return f"{adapter['kind']} ({pathlib.Path(adapter['dir']).name})"
+    return adapter["label"]
 
 
 def save(fig, out_dir, name):
@@ -72,8 +86,13 @@ def layer_grid(layers, value):
 
 
 def plot_alpha(analysis, out_dir, prefix):
+    # Only TLoRA learns its scale; the other kinds' is a constant.
+    learned = [a for a in analysis["adapters"] if a["kind"] == "tlora"]
+    if not learned:
+        print("no TLoRA adapter in the analysis: no alpha.png")
+        return
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for adapter in analysis["adapters"]:
+    for adapter in learned:
         layers = adapter["layers"]
         labels = [l["path"] for l in layers]
         keys = [split_path(p, i) for i, p in enumerate(labels)]
@@ -82,8 +101,8 @@ def plot_alpha(analysis, out_dir, prefix):
             ys = [l["alpha"] for k, l in zip(keys, layers) if k[1] == matrix]
             ax.plot(xs, ys, marker="o", label=f"{adapter_label(adapter)} {matrix}")
     ax.set_xlabel("layer")
-    ax.set_ylabel("α (TLoRA) / alpha·r⁻¹ (LoRA)")
-    ax.set_title("scale per layer")
+    ax.set_ylabel("α")
+    ax.set_title("TLoRA's learned scale α per layer")
     ax.legend(fontsize=7)
     save(fig, out_dir, f"{prefix}alpha.png")
 
@@ -223,12 +242,15 @@ def main():
                         help="[LABEL=]PATH of a metrics.jsonl written by tlora-glue (repeatable)")
     parser.add_argument("--out-dir", type=pathlib.Path, required=True)
     parser.add_argument("--prefix", default="", help="prefix of every file name, e.g. mrpc_")
+    parser.add_argument("--labels", nargs="+", help="names of the analysis' adapters in the figures "
+                        "(default: their kinds)")
     args = parser.parse_args()
     if args.analysis is None and not args.metrics:
         parser.error("give --analysis, --metrics or both")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if args.analysis is not None:
         analysis = json.loads(args.analysis.read_text())
+        label_adapters(analysis, args.labels)
         plot_alpha(analysis, args.out_dir, args.prefix)
         plot_norms(analysis, args.out_dir, args.prefix)
         plot_spectra(analysis, args.out_dir, args.prefix)
