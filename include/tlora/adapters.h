@@ -82,6 +82,11 @@ class AdapterImpl : public torch::nn::Module {
   const std::string& path() const { return path_; }
   /// Number of elements of its parameters (all trainable while the adapter is active).
   int64_t trainable_count() const;
+  /// Training calls made so far: the index of the next call's dropout stream. Saving and
+  /// restoring it lets a resumed run draw the same dropout masks as an uninterrupted one.
+  uint64_t dropout_calls() const { return calls_; }
+  /// Sets the index of the next training call's dropout stream (see dropout_calls).
+  void set_dropout_calls(uint64_t calls) { calls_ = calls; }
 
  protected:
   /// Dropout of the next training call: a fresh, reproducible Philox stream per call.

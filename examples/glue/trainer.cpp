@@ -1,0 +1,471 @@
+// The training loop: AdamW with a linear schedule, per-epoch dev evaluation, the best epoch's
+// adapter, resumable checkpoints, and the run's results.
+#include "trainer.h"
+
+#include "classifier.h"
+#include "data.h"
+#include "evaluate.h"
+#include "files.h"
+
+#include "tlora/adapters.h"
+#include "tlora/atomic_file.h"
+#include "tlora/glue/scores.h"
+#include "tlora/host_linear.h"
+#include "tlora/progress.h"
+#include "tlora/text/tokenizer.h"
+#include "tlora/train/optimizer_state.h"
+#include "tlora/train/schedule.h"
+#include "tlora/train/train_state.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/linalg_vector_norm.h>
+#include <ATen/ops/stack.h>
+#include <c10/util/Exception.h>
+#include <fmt/format.h>
+#include <torch/optim/adamw.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+namespace glue_app {
+namespace {
+
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+std::atomic<int> g_stop_signal{0};
+
+extern "C" void on_stop_signal(int signal) { g_stop_signal.store(signal); }
+
+// SIGTERM (a scheduler's pre-emption) and SIGINT (Ctrl-C) finish the step, save, and exit.
+void install_stop_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGTERM, &action, nullptr);
+  ::sigaction(SIGINT, &action, nullptr);
+}
+
+at::ScalarType parse_dtype(const std::string& name) {
+  if (name == "bfloat16") return at::kBFloat16;
+  if (name == "float16") return at::kHalf;
+  return at::kFloat;
+}
+
+struct Paths {
+  explicit Paths(const std::string& out)
+      : out(out), checkpoint(out + "/checkpoint"), best(out + "/best"), metrics(out + "/metrics.jsonl"),
+        config(out + "/config.json"), results(out + "/results.json") {}
+  std::string out, checkpoint, best, metrics, config, results;
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+bool under(const std::string& name, const std::vector<std::string>& modules) {
+  for (const auto& m : modules)
+    if (name.size() > m.size() && name.compare(0, m.size(), m) == 0 && name[m.size()] == '.') return true;
+  return false;
+}
+
+// The CPU generator drives the model's own dropout; its state is part of a resumable run.
+std::vector<uint8_t> cpu_rng_state() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  const at::Tensor state = generator.get_state();
+  const auto* bytes = state.data_ptr<uint8_t>();
+  return {bytes, bytes + state.numel()};
+}
+
+void set_cpu_rng_state(std::vector<uint8_t> bytes) {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(
+      at::from_blob(bytes.data(), {static_cast<int64_t>(bytes.size())}, at::kByte).clone());
+}
+
+std::vector<std::shared_ptr<tlora::AdapterImpl>> adapters_of(const Classifier& c) {
+  std::vector<std::shared_ptr<tlora::AdapterImpl>> out;
+  if (!c.adapter) return out;
+  for (const auto& item : c.module->modules())
+    if (const auto host = std::dynamic_pointer_cast<tlora::LinearImpl>(item))
+      if (auto a = host->adapter(c.adapter->adapter_name)) out.push_back(std::move(a));
+  return out;
+}
+
+// Fault injection for the resume tests: TLORA_GLUE_FAULT="kill:N" kills the process (SIGKILL,
+// nothing can be saved) and "term:N" sends it SIGTERM right after optimizer step N.
+struct Fault {
+  int signal = 0;
+  int64_t step = -1;
+};
+
+Fault fault_from_environment() {
+  const char* spec = std::getenv("TLORA_GLUE_FAULT");
+  if (spec == nullptr || *spec == '\0') return {};
+  const std::string text = spec;
+  const auto colon = text.find(':');
+  const std::string kind = text.substr(0, colon);
+  TORCH_CHECK(colon != std::string::npos && (kind == "kill" || kind == "term"),
+              "TLORA_GLUE_FAULT must be kill:STEP or term:STEP, got '", text, "'");
+  return {kind == "kill" ? SIGKILL : SIGTERM, std::stoll(text.substr(colon + 1))};
+}
+
+// A stage of the run that went wrong in a way the user can act on, with its exit code.
+struct Stop {
+  int code;
+  std::string message;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(RunConfig config)
+      : config_(std::move(config)), paths_(config_.output_dir), fault_(fault_from_environment()) {}
+
+  int run() {
+    setup();
+    start_or_resume();
+    for (int64_t epoch = state_.epoch; epoch < config_.epochs; ++epoch) {
+      if (const auto stop = train_epoch(epoch)) {
+        std::fprintf(stderr, "tlora-glue: %s\n", stop->message.c_str());
+        return stop->code;
+      }
+      end_epoch(epoch);
+    }
+    write_results();
+    return 0;
+  }
+
+ private:
+  void setup() {
+    if (config_.threads > 0) at::set_num_threads(config_.threads);
+    // LibTorch seeds its default generators from the OS: without this, model dropout would
+    // differ from run to run (transformers' set_seed does the same).
+    at::manual_seed(config_.seed);
+    task_ = tlora::glue::task_from_name(config_.task);
+    const auto& info = tlora::glue::info(task_);
+    model_dir_ = resolve_model_dir(config_);
+    data_dir_ = resolve_data_dir(config_);
+    auto tokenizer = tlora::text::load_tokenizer(model_dir_);
+    const auto pad = tokenizer->token_to_id(tokenizer->pad_token());
+    TORCH_CHECK(pad.has_value(), model_dir_, ": the tokenizer has no pad token");
+    train_ = load_features(task_, tlora::glue::train_file(task_, data_dir_).string(), *tokenizer,
+                           config_.max_seq_length, config_.max_train_samples);
+    dev_ = load_dev_sets(task_, data_dir_, *tokenizer, config_.max_seq_length, config_.max_eval_samples);
+    lengths_ = tlora::glue::lengths(train_);
+
+    const auto num_labels = info.is_regression ? 1 : static_cast<int64_t>(info.label_names.size());
+    classifier_ = load_classifier(model_dir_, num_labels, config_.seed);
+    prepare_method(classifier_, config_);
+    device_ = c10::Device(config_.device == "cuda" ? c10::kCUDA : c10::kCPU);
+    classifier_.module->to(device_, parse_dtype(config_.dtype));
+    spec_ = InputSpec{*pad, info.is_regression, device_, config_.eval_batch_size};
+
+    trainable_ = trainable_parameters(classifier_);
+    for (const auto& p : classifier_.module->parameters()) total_params_ += p.numel();
+    for (const auto& [name, p] : trainable_) trainable_params_ += p.numel();
+    make_optimizer();
+    batches_per_epoch_ = (train_.size() + config_.batch_size - 1) / config_.batch_size;
+    total_steps_ = batches_per_epoch_ * config_.epochs;
+    warmup_steps_ = tlora::train::warmup_steps(config_.warmup_ratio, total_steps_);
+
+    std::fprintf(stderr, "tlora-glue: %s, %s on %s: %lld train / %lld dev examples, %lld steps\n",
+                 info.name.c_str(), config_.method.c_str(), model_dir_.c_str(),
+                 static_cast<long long>(train_.size()), static_cast<long long>(dev_[0].features.size()),
+                 static_cast<long long>(total_steps_));
+    std::fprintf(stderr, "tlora-glue: trainable params: %lld || all params: %lld || trainable%%: %.4f\n",
+                 static_cast<long long>(trainable_params_), static_cast<long long>(total_params_),
+                 100.0 * static_cast<double>(trainable_params_) / static_cast<double>(total_params_));
+  }
+
+  // Adapter and head get their own learning rates; biases and LayerNorm weights no decay.
+  void make_optimizer() {
+    std::vector<torch::Tensor> buckets[2][2];  // [head][decay]
+    for (const auto& [name, p] : trainable_) {
+      const bool head = under(name, classifier_.head_modules);
+      const bool no_decay = name.ends_with(".bias") || name.find("LayerNorm") != std::string::npos;
+      buckets[head][!no_decay].push_back(p);
+    }
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    for (int head = 0; head < 2; ++head) {
+      for (int decay = 0; decay < 2; ++decay) {
+        if (buckets[head][decay].empty()) continue;
+        const double lr = head ? config_.head_lr : config_.lr;
+        auto options = std::make_unique<torch::optim::AdamWOptions>(lr);
+        options->weight_decay(decay ? config_.weight_decay : 0.0);
+        groups.emplace_back(buckets[head][decay], std::move(options));
+        base_lrs_.push_back(lr);
+      }
+    }
+    TORCH_CHECK(!groups.empty(), "method ", config_.method, " leaves nothing to train");
+    optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups));
+  }
+
+  void start_or_resume() {
+    make_directories(paths_.out);
+    recover_directory(paths_.checkpoint);
+    recover_directory(paths_.best);
+    const std::string state_file = paths_.checkpoint + "/trainer_state.json";
+    const bool have_checkpoint = exists(state_file);
+    if (!config_.resume) {
+      TORCH_CHECK(!have_checkpoint && !exists(paths_.results), paths_.out,
+                  " already holds a run; pass --resume to continue it, or choose another --output-dir");
+    }
+    json resolved = to_json(config_);
+    resolved["model_dir"] = model_dir_;
+    resolved["data_dir"] = data_dir_;
+    resolved["total_steps"] = total_steps_;
+    resolved["warmup_steps"] = warmup_steps_;
+    if (!config_.resume || !have_checkpoint) {
+      if (config_.resume)
+        std::fprintf(stderr, "tlora-glue: no checkpoint in %s yet; starting from the beginning\n",
+                     paths_.out.c_str());
+      state_.config_digest = trajectory_digest(config_);
+      remove_flat_directory(paths_.best);
+      tlora::write_file_atomically(paths_.metrics, "");
+      tlora::write_file_atomically(paths_.config, resolved.dump(2) + "\n");
+      return;
+    }
+    state_ = tlora::train::read_train_state(state_file);
+    TORCH_CHECK(state_.config_digest == trajectory_digest(config_), "cannot resume the run in ",
+                paths_.out, ": it was started with other settings (see ", paths_.config,
+                "); resume with the same options, or choose another --output-dir");
+    load_trainable_tensors(classifier_, paths_.checkpoint + "/trainable.safetensors");
+    tlora::train::load_adamw_state(*optimizer_, trainable_, paths_.checkpoint + "/optimizer.safetensors");
+    set_cpu_rng_state(state_.rng_state);
+    for (const auto& a : adapters_of(classifier_)) {
+      const auto it = state_.dropout_calls.find(a->path());
+      TORCH_CHECK(it != state_.dropout_calls.end(), state_file, ": no dropout counter for ", a->path());
+      a->set_dropout_calls(it->second);
+    }
+    // Epoch lines written after this checkpoint belong to work that is redone now.
+    std::istringstream lines(read_text(paths_.metrics));
+    std::string kept, line;
+    for (int64_t i = 0; i < state_.epoch && std::getline(lines, line); ++i) kept += line + "\n";
+    tlora::write_file_atomically(paths_.metrics, kept);
+    std::fprintf(stderr, "tlora-glue: resuming %s at epoch %lld, batch %lld (step %lld)\n",
+                 paths_.out.c_str(), static_cast<long long>(state_.epoch + 1),
+                 static_cast<long long>(state_.batches_done), static_cast<long long>(state_.global_step));
+  }
+
+  void save_checkpoint() {
+    const std::string staging = paths_.checkpoint + ".tmp";
+    remove_flat_directory(staging);
+    make_directories(staging);
+    save_trainable_tensors(classifier_, staging + "/trainable.safetensors");
+    tlora::train::save_adamw_state(*optimizer_, trainable_, staging + "/optimizer.safetensors");
+    state_.rng_state = cpu_rng_state();
+    state_.dropout_calls.clear();
+    for (const auto& a : adapters_of(classifier_)) state_.dropout_calls[a->path()] = a->dropout_calls();
+    tlora::train::write_train_state(staging + "/trainer_state.json", state_);
+    replace_directory(staging, paths_.checkpoint);
+  }
+
+  // The first parameter whose gradient holds a NaN or an infinity.
+  std::string non_finite_gradient() const {
+    for (const auto& [name, p] : trainable_)
+      if (p.grad().defined() && !p.grad().isfinite().all().item<bool>()) return name;
+    return "";
+  }
+
+  std::optional<Stop> train_epoch(int64_t epoch) {
+    tlora::glue::BatchingOptions batching;
+    batching.batch_size = config_.batch_size;
+    batching.group_by_length = config_.group_by_length;
+    batching.seed = config_.seed;
+    const auto batches = tlora::glue::train_batches(lengths_, batching, epoch);
+    tlora::ProgressBar bar(fmt::format("epoch {}/{}", epoch + 1, config_.epochs),
+                           static_cast<int64_t>(batches.size()));
+    classifier_.module->train();
+    const auto epoch_start = Clock::now();
+    int64_t epoch_tokens = 0;
+    for (auto b = static_cast<size_t>(state_.batches_done); b < batches.size(); ++b) {
+      if (const int signal = g_stop_signal.load()) {
+        save_checkpoint();
+        bar.finish("interrupted");
+        return Stop{kExitInterrupted,
+                    fmt::format("stopped by signal {} after step {}; checkpoint saved in {}; continue "
+                                "with the same options and --resume",
+                                signal, state_.global_step, paths_.checkpoint)};
+      }
+      const auto step_start = Clock::now();
+      const double mult = tlora::train::linear_schedule(state_.global_step, warmup_steps_, total_steps_);
+      for (size_t g = 0; g < base_lrs_.size(); ++g)
+        static_cast<torch::optim::AdamWOptions&>(optimizer_->param_groups()[g].options())
+            .lr(base_lrs_[g] * mult);
+      const auto batch = tlora::glue::collate(train_, batches[b], spec_.pad_id, spec_.regression);
+      const at::Tensor logits = classifier_.forward(batch.input_ids.to(device_),
+                                                    batch.attention_mask.to(device_),
+                                                    batch.token_type_ids.to(device_));
+      const at::Tensor loss = classifier_.loss(logits.to(at::kFloat), batch.labels.to(device_));
+      const double loss_value = loss.item<double>();
+      if (!std::isfinite(loss_value))
+        return Stop{kExitNonFinite, non_finite_message(fmt::format("the loss is {}", loss_value), epoch, b)};
+      optimizer_->zero_grad();
+      loss.backward();
+      if (const std::string bad = non_finite_gradient(); !bad.empty())
+        return Stop{kExitNonFinite,
+                    non_finite_message(fmt::format("the gradient of {} is not finite", bad), epoch, b)};
+      if (config_.max_grad_norm > 0) clip_gradients();
+      optimizer_->step();
+
+      state_.global_step += 1;
+      state_.batches_done = static_cast<int64_t>(b) + 1;
+      state_.epoch_loss_sum += loss_value;
+      state_.train_tokens += batch.tokens;
+      epoch_tokens += batch.tokens;
+      state_.train_seconds += std::chrono::duration<double>(Clock::now() - step_start).count();
+      const double elapsed = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+      bar.update(state_.batches_done,
+                 fmt::format("loss {:.4f} lr {:.2e} {:.0f} tok/s",
+                             state_.epoch_loss_sum / static_cast<double>(state_.batches_done),
+                             base_lrs_[0] * mult, static_cast<double>(epoch_tokens) / std::max(elapsed, 1e-9)));
+      if (state_.global_step % config_.save_steps == 0 && state_.batches_done < static_cast<int64_t>(batches.size()))
+        save_checkpoint();
+      if (state_.global_step == fault_.step) ::raise(fault_.signal);
+    }
+    bar.finish(fmt::format("loss {:.4f}", state_.epoch_loss_sum / static_cast<double>(batches.size())));
+    return std::nullopt;
+  }
+
+  std::string non_finite_message(const std::string& what, int64_t epoch, size_t batch) const {
+    const bool saved = exists(paths_.checkpoint + "/trainer_state.json");
+    return fmt::format(
+        "{} at step {} (epoch {}, batch {}); the run stopped. {} Lower --lr or --head-lr, or set "
+        "--max-grad-norm.",
+        what, state_.global_step + 1, epoch + 1, batch + 1,
+        saved ? fmt::format("The last good checkpoint is kept in {} (step {}).", paths_.checkpoint,
+                            tlora::train::read_train_state(paths_.checkpoint + "/trainer_state.json").global_step)
+              : std::string("No checkpoint had been written yet."));
+  }
+
+  // torch.nn.utils.clip_grad_norm_: scale all gradients by max_norm / (total norm + 1e-6).
+  void clip_gradients() {
+    std::vector<at::Tensor> norms;
+    for (const auto& [name, p] : trainable_)
+      if (p.grad().defined()) norms.push_back(at::linalg_vector_norm(p.grad().to(at::kFloat), 2));
+    if (norms.empty()) return;
+    const double total = at::linalg_vector_norm(at::stack(norms), 2).item<double>();
+    const double factor = config_.max_grad_norm / (total + 1e-6);
+    if (factor >= 1.0) return;
+    for (const auto& [name, p] : trainable_)
+      if (p.grad().defined()) p.grad().mul_(factor);
+  }
+
+  void end_epoch(int64_t epoch) {
+    const auto metrics = evaluate(task_, classifier_, dev_, spec_);
+    std::map<std::string, double> main;
+    for (const auto& name : tlora::glue::info(task_).metric_names) main[name] = metrics.at(name);
+    const double score = tlora::glue::combined_score(main);
+    json line;
+    line["epoch"] = epoch + 1;
+    line["step"] = state_.global_step;
+    line["train_loss"] = state_.epoch_loss_sum / static_cast<double>(batches_per_epoch_);
+    line["dev"] = metrics;
+    line["score"] = score;
+    line["adapters"] = adapter_summary(classifier_);
+    append_line(paths_.metrics, line.dump());
+    std::string shown;
+    for (const auto& [name, value] : metrics) shown += fmt::format(" {} {:.4f}", name, value);
+    std::fprintf(stderr, "tlora-glue: epoch %lld dev:%s\n", static_cast<long long>(epoch + 1), shown.c_str());
+    if (score > state_.best_score) {
+      json info;
+      info["task"] = tlora::glue::info(task_).name;
+      info["method"] = config_.method;
+      info["model_dir"] = model_dir_;
+      info["max_seq_length"] = config_.max_seq_length;
+      info["epoch"] = epoch + 1;
+      info["metrics"] = metrics;
+      const std::string staging = paths_.best + ".tmp";
+      remove_flat_directory(staging);
+      save_trained(classifier_, staging, info);
+      replace_directory(staging, paths_.best);
+      state_.best_score = score;
+      state_.best_epoch = epoch + 1;
+    }
+    state_.epoch = epoch + 1;
+    state_.batches_done = 0;
+    state_.epoch_loss_sum = 0;
+    save_checkpoint();
+  }
+
+  void write_results() {
+    const auto best = read_trained_info(paths_.best);
+    const std::string last_line = [&] {
+      std::istringstream lines(read_text(paths_.metrics));
+      std::string line, last;
+      while (std::getline(lines, line)) if (!line.empty()) last = line;
+      return last;
+    }();
+    json r;
+    r["task"] = tlora::glue::info(task_).name;
+    r["method"] = config_.method;
+    r["model_dir"] = model_dir_;
+    r["trainable_params"] = trainable_params_;
+    r["total_params"] = total_params_;
+    r["metrics"] = best["metrics"];
+    r["best_epoch"] = state_.best_epoch;
+    r["final_metrics"] = json::parse(last_line)["dev"];
+    r["epochs"] = config_.epochs;
+    r["train_examples"] = train_.size();
+    r["dev_examples"] = dev_[0].features.size();
+    r["seed"] = config_.seed;
+    r["device"] = config_.device;
+    r["threads"] = at::get_num_threads();
+    r["train_seconds"] = state_.train_seconds;
+    r["tokens_per_second"] = static_cast<double>(state_.train_tokens) / std::max(state_.train_seconds, 1e-9);
+    r["steps_per_second"] = static_cast<double>(state_.global_step) / std::max(state_.train_seconds, 1e-9);
+    tlora::write_file_atomically(paths_.results, r.dump(2) + "\n");
+    std::string shown;
+    for (const auto& [name, value] : best["metrics"].items())
+      shown += fmt::format(" {} {:.4f}", name, value.get<double>());
+    std::printf("%s %s dev (best epoch %lld of %lld):%s\n", r["task"].get<std::string>().c_str(),
+                config_.method.c_str(), static_cast<long long>(state_.best_epoch),
+                static_cast<long long>(config_.epochs), shown.c_str());
+    std::printf("trained %lld of %lld parameters in %.1f s (%.0f tokens/s); results in %s\n",
+                static_cast<long long>(trainable_params_), static_cast<long long>(total_params_),
+                state_.train_seconds, r["tokens_per_second"].get<double>(), paths_.results.c_str());
+  }
+
+  RunConfig config_;
+  Paths paths_;
+  tlora::glue::Task task_{};
+  std::string model_dir_, data_dir_;
+  tlora::glue::Features train_;
+  std::vector<EvalSet> dev_;
+  std::vector<int64_t> lengths_;
+  Classifier classifier_;
+  c10::Device device_ = c10::kCPU;
+  InputSpec spec_;
+  std::vector<std::pair<std::string, at::Tensor>> trainable_;
+  int64_t trainable_params_ = 0, total_params_ = 0;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<double> base_lrs_;
+  int64_t batches_per_epoch_ = 0, total_steps_ = 0, warmup_steps_ = 0;
+  tlora::train::TrainState state_;
+  Fault fault_;
+};
+
+}  // namespace
+
+int run_training(const RunConfig& config) {
+  install_stop_handlers();
+  Trainer trainer(config);
+  return trainer.run();
+}
+
+}  // namespace glue_app

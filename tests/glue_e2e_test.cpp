@@ -1,0 +1,174 @@
+// tlora-glue end to end: kill-and-resume equals an uninterrupted run, non-finite losses stop the
+// run with its last good checkpoint, bad inputs are refused clearly, and a short run on real
+// MRPC data learns more than the majority class.
+#include "tlora/models/bert.h"
+#include "tlora/models/config.h"
+#include "tlora/models/loading.h"
+#include "tlora/safetensors.h"
+#include "tlora/train/train_state.h"
+
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sys/wait.h>
+
+namespace {
+
+using tlora::testing::contains;
+using tlora::testing::read_file;
+using json = nlohmann::json;
+
+const std::string kBinary = TLORA_GLUE_BINARY;
+const std::string kScratch = TLORA_E2E_DIR;
+const std::string kGlue = TLORA_FIXTURE_DIR "/../../../shared/data/glue";
+
+struct Result {
+  int exit_code = -1;  // 128 + signal when killed by one
+  std::string output;  // stdout and stderr
+};
+
+Result run(const std::string& args, const std::string& env = "") {
+  const std::string log = kScratch + "/last.log";
+  const std::string command = env + " '" + kBinary + "' " + args + " > '" + log + "' 2>&1";
+  const int status = std::system(command.c_str());
+  Result r;
+  r.exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+  r.output = read_file(log);
+  return r;
+}
+
+void write(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
+// The first `lines` lines of a file.
+std::string head(const std::string& path, int lines) {
+  std::ifstream in(path, std::ios::binary);
+  std::string out, line;
+  for (int i = 0; i < lines && std::getline(in, line); ++i) out += line + "\n";
+  return out;
+}
+
+// A randomly initialised 2-layer BERT (hidden 32) with MiniLM's tokenizer: training steps take
+// milliseconds, so the resume tests can run whole epochs.
+void make_tiny_model(const std::string& dir) {
+  ASSERT_EQ(std::system(("mkdir -p '" + dir + "'").c_str()), 0);
+  const auto minilm = tlora::models::default_model_dir().string();
+  json config = json::parse(read_file(minilm + "/config.json"));
+  config["hidden_size"] = 32;
+  config["num_hidden_layers"] = 2;
+  config["num_attention_heads"] = 2;
+  config["intermediate_size"] = 64;
+  write(dir + "/config.json", config.dump(2));
+  at::manual_seed(0);
+  tlora::models::BertModel model(tlora::models::EncoderConfig::from_pretrained(dir));
+  std::map<std::string, at::Tensor> tensors;
+  for (const auto& p : model->named_parameters()) tensors[p.key()] = p.value().detach();
+  tlora::safetensors::save(dir + "/model.safetensors", tensors);
+  for (const char* file : {"tokenizer.json", "tokenizer_config.json", "vocab.txt"})
+    write(dir + "/" + file, read_file(minilm + "/" + file));
+}
+
+class GlueE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_EQ(std::system(("rm -rf '" + kScratch + "' && mkdir -p '" + kScratch + "/data/RTE'").c_str()), 0);
+    make_tiny_model(kScratch + "/tiny");
+    write(kScratch + "/data/RTE/train.tsv", head(kGlue + "/RTE/train.tsv", 161));
+    write(kScratch + "/data/RTE/dev.tsv", head(kGlue + "/RTE/dev.tsv", 65));
+  }
+  static std::string tiny_args(const std::string& out) {
+    return "--task rte --model-dir '" + kScratch + "/tiny' --data-dir '" + kScratch +
+           "/data' --epochs 2 --batch-size 8 --max-seq-length 32 --save-steps 5 --threads 1 --seed 3 "
+           "--output-dir '" + kScratch + "/" + out + "'";
+  }
+  static std::string file(const std::string& out, const std::string& name) {
+    return read_file(kScratch + "/" + out + "/" + name);
+  }
+};
+
+TEST_F(GlueE2E, KilledOrStoppedRunsResumeToTheSameResult) {
+  const Result whole = run(tiny_args("whole"));
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+  ASSERT_TRUE(contains(whole.output, "rte tlora dev (best epoch"));
+
+  // SIGKILL after step 13: nothing is saved then, the run resumes from step 10's checkpoint.
+  const Result killed = run(tiny_args("killed"), "TLORA_GLUE_FAULT=kill:13");
+  ASSERT_EQ(killed.exit_code, 128 + 9) << killed.output;
+  EXPECT_EQ(tlora::train::read_train_state(kScratch + "/killed/checkpoint/trainer_state.json").global_step, 10);
+  const Result resumed = run(tiny_args("killed") + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "resuming"));
+
+  // SIGTERM after step 7 (mid-epoch): the run saves where it is and says how to go on.
+  const Result stopped = run(tiny_args("stopped"), "TLORA_GLUE_FAULT=term:7");
+  ASSERT_EQ(stopped.exit_code, 143) << stopped.output;
+  EXPECT_TRUE(contains(stopped.output, "--resume"));
+  EXPECT_EQ(tlora::train::read_train_state(kScratch + "/stopped/checkpoint/trainer_state.json").global_step, 7);
+  ASSERT_EQ(run(tiny_args("stopped") + " --resume").exit_code, 0);
+
+  for (const std::string out : {"killed", "stopped"}) {
+    SCOPED_TRACE(out);
+    // Bit-identical: the same data order, dropout masks, optimizer state and weights.
+    EXPECT_EQ(file(out, "metrics.jsonl"), file("whole", "metrics.jsonl"));
+    EXPECT_TRUE(file(out, "best/adapter_model.safetensors") == file("whole", "best/adapter_model.safetensors"));
+    EXPECT_EQ(json::parse(file(out, "results.json"))["metrics"],
+              json::parse(file("whole", "results.json"))["metrics"]);
+  }
+  const auto lines = file("whole", "metrics.jsonl");
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), '\n'), 2);
+
+  // Resuming with other settings is refused; a finished run is not started again by accident.
+  EXPECT_TRUE(contains(run(tiny_args("whole") + " --lr 0.5 --resume").output, "other settings"));
+  EXPECT_TRUE(contains(run(tiny_args("whole")).output, "already holds a run"));
+
+  // The saved best adapter evaluates to the metrics the run reported for it.
+  const Result eval = run("--eval-only --adapter '" + kScratch + "/whole/best' --data-dir '" + kScratch +
+                          "/data' --model-dir '" + kScratch + "/tiny'");
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  const auto report = json::parse(eval.output.substr(eval.output.find('{')));
+  EXPECT_EQ(report["sets"][0]["metrics"], json::parse(file("whole", "results.json"))["metrics"]);
+  const auto predictions = file("whole", "best/predictions_dev.tsv");
+  EXPECT_EQ(std::count(predictions.begin(), predictions.end(), '\n'), 65);
+  EXPECT_TRUE(contains(predictions, "index\tprediction\n0\t"));
+}
+
+TEST_F(GlueE2E, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
+  const Result r = run(tiny_args("nan") + " --lr 1e38 --head-lr 1e38 --max-grad-norm 0 --save-steps 1");
+  ASSERT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_TRUE(contains(r.output, "not finite") || contains(r.output, "the loss is")) << r.output;
+  EXPECT_TRUE(contains(r.output, "last good checkpoint")) << r.output;
+  const auto state = tlora::train::read_train_state(kScratch + "/nan/checkpoint/trainer_state.json");
+  EXPECT_GE(state.global_step, 1);
+  for (const auto& [name, t] : tlora::safetensors::load(kScratch + "/nan/checkpoint/trainable.safetensors"))
+    EXPECT_TRUE(t.isfinite().all().item<bool>()) << name;
+}
+
+TEST_F(GlueE2E, RefusesBadInputClearly) {
+  EXPECT_TRUE(contains(run(tiny_args("bad") + " --task glue").output, "unknown task \"glue\""));
+  EXPECT_TRUE(contains(run(tiny_args("bad") + " --model-dir /nonexistent/model").output,
+                       "/nonexistent/model does not exist"));
+  EXPECT_TRUE(contains(run(tiny_args("bad") + " --data-dir /nonexistent").output, "is not a folder"));
+  EXPECT_TRUE(contains(run("--task rte --method full --rank 4").output, "--rank"));
+
+  const std::string broken = kScratch + "/broken/RTE";
+  ASSERT_EQ(std::system(("mkdir -p '" + broken + "'").c_str()), 0);
+  write(broken + "/train.tsv", head(kGlue + "/RTE/train.tsv", 3) + "17\tonly two columns\n");
+  write(broken + "/dev.tsv", head(kGlue + "/RTE/dev.tsv", 5));
+  const Result tsv = run(tiny_args("bad") + " --data-dir '" + kScratch + "/broken'");
+  EXPECT_EQ(tsv.exit_code, 1);
+  EXPECT_TRUE(contains(tsv.output, "RTE/train.tsv:4")) << tsv.output;
+
+  // An adapter trained on the tiny model, evaluated on MiniLM.
+  ASSERT_EQ(run(tiny_args("other") + " --epochs 1").exit_code, 0);
+  const Result other = run("--eval-only --adapter '" + kScratch + "/other/best' --data-dir '" + kScratch +
+                           "/data' --model-dir '" + tlora::models::default_model_dir().string() + "'");
+  EXPECT_EQ(other.exit_code, 1);
+  EXPECT_TRUE(contains(other.output, "trained on another base model")) << other.output;
+  EXPECT_TRUE(contains(run("--eval-only --adapter '" + kScratch + "'").output, "is not a tlora-glue output"));
+}
+
+}  // namespace
