@@ -1,6 +1,7 @@
 // tlora-glue end to end: kill-and-resume equals an uninterrupted run, non-finite losses stop the
 // run with its last good checkpoint, bad inputs are refused clearly, and a short run on real
 // MRPC data learns more than the majority class.
+#include "tlora/glue/tasks.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/config.h"
 #include "tlora/models/loading.h"
@@ -169,6 +170,31 @@ TEST_F(GlueE2E, RefusesBadInputClearly) {
   EXPECT_EQ(other.exit_code, 1);
   EXPECT_TRUE(contains(other.output, "trained on another base model")) << other.output;
   EXPECT_TRUE(contains(run("--eval-only --adapter '" + kScratch + "'").output, "is not a tlora-glue output"));
+}
+
+}  // namespace
+
+namespace {
+
+// 640 MRPC training examples, four epochs: TLoRA (12,300 adapter parameters and the head) must
+// learn something beyond predicting "paraphrase" for every pair.
+TEST(GlueLearning, ShortTLoRARunOnMrpcBeatsTheMajorityClass) {
+  const std::string out = kScratch + "/mrpc";
+  ASSERT_EQ(std::system(("rm -rf '" + out + "'").c_str()), 0);
+  const Result r = run("--task mrpc --data-dir '" + kGlue + "' --max-train-samples 640 --epochs 4 --lr 2e-2 "
+                       "--max-seq-length 64 --threads 1 --output-dir '" + out + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto dev = tlora::glue::read_examples(tlora::glue::Task::MRPC,
+                                              tlora::glue::dev_file(tlora::glue::Task::MRPC, kGlue));
+  double positives = 0;
+  for (const auto& e : dev) positives += *e.label;
+  const double majority = std::max(positives, dev.size() - positives) / static_cast<double>(dev.size());
+  const auto results = json::parse(read_file(out + "/results.json"));
+  EXPECT_GT(results["metrics"]["accuracy"].get<double>(), majority + 0.005) << results.dump(2);
+  EXPECT_EQ(results["trainable_params"].get<int64_t>(), 12 * (32 * 32 + 1) + 384 * 2 + 2);
+  for (const char* key : {"task", "method", "total_params", "train_seconds", "tokens_per_second"})
+    EXPECT_TRUE(results.contains(key)) << key;
+  EXPECT_TRUE(results["metrics"].contains("f1"));
 }
 
 }  // namespace

@@ -62,6 +62,12 @@ class TempDir {
     files_.push_back(p);
     return p;
   }
+  /// The path of `name` inside the folder, for a file that something else writes (a child
+  /// process); removed with the folder like those written through write().
+  std::filesystem::path adopt(const std::string& name) {
+    files_.push_back(path_ / name);
+    return files_.back();
+  }
   /// The folder.
   const std::filesystem::path& path() const { return path_; }
 

@@ -103,7 +103,7 @@ void add_options(CLI::App& app, RunConfig& c) {
   app.add_option("--eval-file", c.eval_file,
                  "a GLUE-format TSV to evaluate with --eval-only (default: the task's dev file)");
   app.add_option("--predictions-file", c.predictions_file,
-                 "where --eval-only writes one prediction per example (default: <adapter>/predictions.tsv)");
+                 "where --eval-only writes one prediction per example (default: <adapter>/predictions_<set>.tsv)");
 }
 
 void finalize(const CLI::App& app, RunConfig& c) {

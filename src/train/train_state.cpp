@@ -70,6 +70,7 @@ std::string to_json(const TrainState& s) {
   j["version"] = kTrainStateVersion;
   j["epoch"] = s.epoch;
   j["batches_done"] = s.batches_done;
+  j["epoch_loss_sum"] = s.epoch_loss_sum;
   j["global_step"] = s.global_step;
   // JSON has no infinity: "no best yet" is null.
   j["best_score"] = std::isfinite(s.best_score) ? json(s.best_score) : json(nullptr);
@@ -98,6 +99,8 @@ TrainState parse_train_state(std::string_view text, std::string_view source) {
   TrainState s;
   s.epoch = r.count("epoch");
   s.batches_done = r.count("batches_done");
+  s.epoch_loss_sum = r.number("epoch_loss_sum");
+  TORCH_CHECK(std::isfinite(s.epoch_loss_sum), source, ": field 'epoch_loss_sum' must be finite");
   s.global_step = r.count("global_step");
   const auto best = j.find("best_score");
   TORCH_CHECK(best != j.end(), source, ": missing field 'best_score'");

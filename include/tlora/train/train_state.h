@@ -21,6 +21,8 @@ struct TrainState {
   int64_t epoch = 0;
   /// Batches of that epoch already trained.
   int64_t batches_done = 0;
+  /// Sum of the training losses of the batches done in the epoch in progress.
+  double epoch_loss_sum = 0;
   /// Optimizer steps taken since the start of the run.
   int64_t global_step = 0;
   /// Best dev score (glue::combined_score) of a finished epoch so far, -inf before any.
