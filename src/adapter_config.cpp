@@ -117,6 +117,7 @@ std::string format_adapter_config(const AdapterConfig& c) {
   j["library"] = "tlora";
   j["library_version"] = kVersion;
   j["adapter_name"] = c.adapter_name;
+  if (!c.base_model.empty()) j["base_model_name_or_path"] = c.base_model;
   j["kind"] = to_string(o.kind);
   j["rank"] = o.rank;
   j["scale"] = o.scale;
@@ -137,6 +138,7 @@ std::string format_adapter_config(const AdapterConfig& c) {
                        {"out_features", m.out_features},
                        {"rank", m.rank},
                        {"scale", m.scale}};
+    if (!m.base_checksum.empty()) modules[m.path]["base_checksum"] = m.base_checksum;
   }
   j["modules"] = std::move(modules);
   return j.dump(2) + "\n";
@@ -164,6 +166,7 @@ AdapterConfig parse_adapter_config(const fs::path& file, std::string_view text) 
   AdapterConfig c;
   c.library_version = f.string("library_version");
   c.adapter_name = f.string("adapter_name");
+  if (f.has("base_model_name_or_path")) c.base_model = f.string("base_model_name_or_path");
   AdapterOptions& o = c.options;
   o.kind = f.choice("kind", kKinds);
   o.rank = f.integer("rank", 1);
@@ -210,6 +213,7 @@ AdapterConfig parse_adapter_config(const fs::path& file, std::string_view text) 
     if (!entry.is_object()) TORCH_CHECK(false, "adapter config ", file, ": ", where, "not a JSON object");
     const Fields m(file, entry, where);
     ModuleEntry e{path, m.integer("in_features", 1), m.integer("out_features", 1), m.integer("rank", 1), m.number("scale")};
+    if (m.has("base_checksum")) e.base_checksum = m.checksum("base_checksum");
     if (e.rank > std::min(e.in_features, e.out_features)) {
       m.fail("rank", "is ", e.rank, ", more than min(in_features, out_features) = ",
              std::min(e.in_features, e.out_features));

@@ -22,6 +22,8 @@ struct ModuleEntry {
   /// Rank and initial scale of this layer's adapter (the per-module overrides applied).
   int64_t rank = 0;
   double scale = 0;
+  /// base_layer_checksum of the base weight at save time; empty in checkpoints that predate it.
+  std::string base_checksum;
 };
 
 /// Everything adapter_config.json holds.
@@ -30,6 +32,8 @@ struct AdapterConfig {
   std::string library_version;
   /// Name the adapter was saved under.
   std::string adapter_name;
+  /// Where the base model came from (SaveAdapterOptions::base_model); empty when not recorded.
+  std::string base_model;
   /// Options shared by all layers; rank and scale are the first layer's.
   AdapterOptions options;
   /// The dtype of every tensor in adapter_model.safetensors.

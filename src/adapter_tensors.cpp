@@ -26,6 +26,10 @@ std::string checksum(const TensorMap& tensors) {
   return fmt::format("{:016x}", hash);
 }
 
+std::string base_layer_checksum(const at::Tensor& weight, at::ScalarType dtype) {
+  return checksum({{"weight", weight.detach().to(dtype)}});
+}
+
 std::pair<int64_t, int64_t> vera_extent(const std::vector<ModuleEntry>& modules) {
   int64_t max_in = 0, max_out = 0;
   for (const ModuleEntry& m : modules) {

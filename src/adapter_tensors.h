@@ -36,6 +36,10 @@ struct Adapted {
 /// FNV-1a-64 over each tensor's key, dtype, shape and bytes, in key order, as 16 hex digits.
 std::string checksum(const TensorMap& tensors);
 
+/// The checksum a config records for the base weight of an adapted layer: `checksum` of the
+/// weight converted to the checkpoint's dtype (so that a model cast to that dtype still matches).
+std::string base_layer_checksum(const at::Tensor& weight, at::ScalarType dtype);
+
 /// The largest in_features and out_features of the layers: the extent of VeRA's shared pair.
 std::pair<int64_t, int64_t> vera_extent(const std::vector<ModuleEntry>& modules);
 

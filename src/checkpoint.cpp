@@ -78,16 +78,17 @@ void make_directories(const fs::path& dir) {
               " is not a directory");
 }
 
-std::string read_file(const fs::path& path) {
+// `caller` starts each message (load_adapter, read_checkpoint_info).
+std::string read_file(const fs::path& path, const char* caller) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int error = errno;
-    TORCH_CHECK(false, "load_adapter: cannot open ", path, ": ", system_error(error));
+    TORCH_CHECK(false, caller, ": cannot open ", path, ": ", system_error(error));
   }
   struct stat status {};
   if (::fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
     ::close(fd);
-    TORCH_CHECK(false, "load_adapter: ", path, " is not a regular file");
+    TORCH_CHECK(false, caller, ": ", path, " is not a regular file");
   }
   std::string text(static_cast<size_t>(status.st_size), '\0');
   size_t done = 0;
@@ -97,7 +98,7 @@ std::string read_file(const fs::path& path) {
     if (n <= 0) {
       const int error = n < 0 ? errno : 0;
       ::close(fd);
-      TORCH_CHECK(false, "load_adapter: cannot read ", path, ": ", error ? system_error(error) : "it shrank while read");
+      TORCH_CHECK(false, caller, ": cannot read ", path, ": ", error ? system_error(error) : "it shrank while read");
     }
     done += static_cast<size_t>(n);
   }
@@ -125,24 +126,26 @@ void save_adapter(const torch::nn::Module& model, const fs::path& dir, const Sav
   const std::string& name = options.adapter_name;
   const auto named = model.named_modules("", /*include_self=*/false);
   std::vector<Adapted> adapted;
+  std::vector<at::Tensor> base_weights;
   for (const auto& item : named) {
     const auto* host = dynamic_cast<const LinearImpl*>(item.value().get());
     if (auto adapter = host ? host->adapter(name) : nullptr) {
       const AdapterOptions& o = adapter->options();
       adapted.push_back({{item.key(), host->weight.size(1), host->weight.size(0), o.rank, o.scale}, std::move(adapter)});
+      base_weights.push_back(host->weight);
     }
   }
   TORCH_CHECK(!adapted.empty(), "save_adapter: no module has an adapter named '", name, "'");
 
   AdapterConfig config;
   config.adapter_name = name;
+  config.base_model = options.base_model;
   config.options = adapted.front().adapter->options();
   const AdapterKind kind = config.options.kind;
   for (const Adapted& a : adapted) {
     const std::string field = differing_option(config.options, a.adapter->options());
     TORCH_CHECK(field.empty(), "save_adapter: the adapters named '", name, "' on '", adapted.front().entry.path,
                 "' and '", a.entry.path, "' differ in ", field, "; one checkpoint holds one adapter configuration");
-    config.modules.push_back(a.entry);
   }
 
   TensorMap tensors = detail::trainable_tensors(adapted);
@@ -150,6 +153,10 @@ void save_adapter(const torch::nn::Module& model, const fs::path& dir, const Sav
   config.dtype = tensors.begin()->second.scalar_type();
   TORCH_CHECK(!detail::config_dtype_name(config.dtype).empty(), "save_adapter: tensor '", first_key, "' is ",
               config.dtype, "; adapters are saved as float64, float32, float16 or bfloat16");
+  for (size_t i = 0; i < adapted.size(); ++i) {
+    adapted[i].entry.base_checksum = detail::base_layer_checksum(base_weights[i], config.dtype);
+    config.modules.push_back(adapted[i].entry);
+  }
 
   const TensorMap fixed = detail::fixed_tensors(kind, adapted);
   if (kind == AdapterKind::VeRA) {
@@ -202,9 +209,19 @@ void save_adapter(const torch::nn::Module& model, const fs::path& dir, const Sav
   write_file_atomically(dir / kAdapterConfigFile, detail::format_adapter_config(config));
 }
 
+CheckpointInfo read_checkpoint_info(const fs::path& dir) {
+  const fs::path config_path = dir / kAdapterConfigFile;
+  const AdapterConfig config = detail::parse_adapter_config(config_path, read_file(config_path, "read_checkpoint_info"));
+  CheckpointInfo info{config.adapter_name, config.options.kind, config.base_model, {}};
+  for (const ModuleEntry& m : config.modules) {
+    info.modules.push_back({m.path, m.in_features, m.out_features, m.rank, m.scale, m.base_checksum});
+  }
+  return info;
+}
+
 LoadReport load_adapter(torch::nn::Module& model, const fs::path& dir, const LoadAdapterOptions& options) {
   const fs::path config_path = dir / kAdapterConfigFile, model_path = dir / kAdapterModelFile;
-  const AdapterConfig config = detail::parse_adapter_config(config_path, read_file(config_path));
+  const AdapterConfig config = detail::parse_adapter_config(config_path, read_file(config_path, "load_adapter"));
   const safetensors::File file = safetensors::File::open(model_path);
   const AdapterKind kind = config.options.kind;
   const std::string name = options.adapter_name.empty() ? config.adapter_name : options.adapter_name;
@@ -243,6 +260,12 @@ LoadReport load_adapter(torch::nn::Module& model, const fs::path& dir, const Loa
                 "' already has an adapter named '", name, "'; load it under another adapter_name");
     weights.push_back(weight.detach().to(config.dtype));
     model_dtypes.push_back(weight.scalar_type());
+    if (options.verify_base && !m.base_checksum.empty()) {
+      const std::string found = detail::base_layer_checksum(weights.back(), config.dtype);
+      TORCH_CHECK(found == m.base_checksum, subject, " '", m.path, "' has other base weights than the adapter was saved with (base_checksum ",
+                  m.base_checksum, ", this model's ", found,
+                  "): the checkpoint belongs to another base model; set verify_base = false to load it anyway");
+    }
   }
 
   std::vector<std::string> missing, unexpected;

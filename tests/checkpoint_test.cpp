@@ -4,6 +4,7 @@
 #include "tiny_model.h"
 #include "tlora/checkpoint.h"
 #include "tlora/inject.h"
+#include "tlora/random.h"
 #include "tlora/safetensors.h"
 
 #include <ATen/ATen.h>
@@ -17,6 +18,7 @@
 #include <sys/stat.h>
 
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -237,6 +239,20 @@ TEST_F(Checkpoint, RoundTripIsBitExactForEveryKindWithStoredAndRegeneratedProjec
   }
 }
 
+// docs/checkpoints.md's base_checksum, computed from its description: FNV-1a-64 over "weight",
+// NUL, the dtype name, the number of dimensions and the sizes as int64, and the bytes.
+std::string documented_base_checksum(const at::Tensor& weight) {
+  uint64_t hash = tlora::fnv1a64("weight", 7);
+  hash = tlora::fnv1a64("F32", 3, hash);
+  const int64_t header[] = {2, weight.size(0), weight.size(1)};
+  hash = tlora::fnv1a64(header, sizeof header, hash);
+  const at::Tensor data = weight.detach().to(at::kFloat).contiguous();
+  hash = tlora::fnv1a64(data.const_data_ptr(), data.nbytes(), hash);
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  return hex;
+}
+
 TEST_F(Checkpoint, ConfigHasTheDocumentedFields) {
   tlora::InjectReport injected;
   TinyEncoder saved = trained(AdapterKind::TLoRA, &injected);
@@ -262,7 +278,9 @@ TEST_F(Checkpoint, ConfigHasTheDocumentedFields) {
   ASSERT_EQ(c["modules"].size(), 4u);
   EXPECT_EQ(c["modules"].begin().key(), kQuery0) << "modules are listed in module order";
   EXPECT_EQ(c["modules"][kQuery0],
-            (nlohmann::ordered_json{{"in_features", 16}, {"out_features", 16}, {"rank", 4}, {"scale", 1.0}}));
+            (nlohmann::ordered_json{{"in_features", 16}, {"out_features", 16}, {"rank", 4}, {"scale", 1.0},
+                                    {"base_checksum", documented_base_checksum(saved->blocks[0]->attention->self->query->weight)}}));
+  EXPECT_FALSE(c.contains("base_model_name_or_path")) << "only written when SaveAdapterOptions::base_model is set";
 }
 
 TEST_F(Checkpoint, PerModuleRankAndScaleAreKept) {
@@ -506,6 +524,54 @@ TEST_F(Checkpoint, ModelsOfAnotherShapeAreRefusedUntouched) {
   EXPECT_TRUE(contains(message, "module '" + kQuery0 + "' has in_features=8, out_features=8 but the checkpoint "
                                 "was saved for in_features=16, out_features=16"));
   EXPECT_TRUE(unchanged(before, *narrow));
+}
+
+TEST_F(Checkpoint, TheBaseIsRecordedAndAnotherBaseIsRefusedUntouched) {
+  tlora::InjectReport injected;
+  const TinyEncoder saved = trained(AdapterKind::LoRA, &injected);
+  tlora::SaveAdapterOptions options = tlora::SaveAdapterOptions::from(injected);
+  options.base_model = "tests/tiny";
+  tlora::save_adapter(*saved, dir_ / "a", options);
+  const fs::path dir = dir_ / "a";
+  const auto config = read_config(dir);
+  EXPECT_EQ(config["base_model_name_or_path"], "tests/tiny");
+  const std::string query_checksum = documented_base_checksum(saved->blocks[0]->attention->self->query->weight);
+  EXPECT_EQ(config["modules"][kQuery0]["base_checksum"], query_checksum);
+
+  const tlora::CheckpointInfo info = tlora::read_checkpoint_info(dir);
+  EXPECT_EQ(info.adapter_name, "default");
+  EXPECT_EQ(info.kind, AdapterKind::LoRA);
+  EXPECT_EQ(info.base_model, "tests/tiny");
+  ASSERT_EQ(info.modules.size(), 4u);
+  EXPECT_EQ(info.modules[0].path, kQuery0);
+  EXPECT_EQ(info.modules[0].base_checksum, query_checksum);
+  EXPECT_EQ(info.modules[0].rank, 4);
+
+  // Other base weights of the same shapes: refused, naming the layer.
+  at::manual_seed(6);
+  TinyEncoder other(2, 16);
+  const Snapshot before = snapshot(*other);
+  const std::string message = error_of([&] { tlora::load_adapter(*other, dir); });
+  EXPECT_TRUE(contains(message, (dir / tlora::kAdapterConfigFile).string()));
+  EXPECT_TRUE(contains(message, "module '" + kQuery0 + "' has other base weights than the adapter was saved with"));
+  EXPECT_TRUE(unchanged(before, *other));
+  tlora::LoadAdapterOptions anyway;
+  anyway.verify_base = false;
+  tlora::load_adapter(*other, dir, anyway);
+
+  // The same base cast to float64 matches: the checksum is taken in the checkpoint's dtype.
+  TinyEncoder wide = base_model();
+  wide->to(at::kDouble);
+  tlora::load_adapter(*wide, dir);
+
+  // A checkpoint written before the base was recorded loads anywhere.
+  auto old = config;
+  old.erase("base_model_name_or_path");
+  for (auto& [path, entry] : old["modules"].items()) entry.erase("base_checksum");
+  write_config(dir, old);
+  EXPECT_TRUE(tlora::read_checkpoint_info(dir).base_model.empty());
+  TinyEncoder third(2, 16);
+  tlora::load_adapter(*third, dir);
 }
 
 // Not strict: missing, unexpected and mismatched keys are reported, and those tensors keep the
