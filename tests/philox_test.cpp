@@ -126,6 +126,23 @@ TEST(Philox, DropoutMaskKeepRateAndValues) {
   EXPECT_TRUE(at::equal(none, at::ones({64})));
 }
 
+// Element i is word i mod 4 of block i/4, for lengths that end inside a block and masks large
+// enough to be drawn by several threads.
+TEST(Philox, DropoutMaskOfAnyLengthIsItsBlocks) {
+  const double p = 0.25;
+  const uint32_t threshold = tlora::philox::drop_threshold(p);
+  for (const int64_t n : {1, 3, 4, 5, 16387, 100003}) {
+    const at::Tensor mask = tlora::philox_dropout_mask({n}, p, 3, 8, at::TensorOptions(at::kFloat));
+    const float* got = mask.data_ptr<float>();
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t word = tlora::philox::draw(3, 8, static_cast<uint64_t>(i / 4))[i % 4];
+      wrong += got[i] != (word >= threshold ? static_cast<float>(1 / (1 - p)) : 0.f);
+    }
+    EXPECT_EQ(wrong, 0) << "n = " << n;
+  }
+}
+
 TEST(Philox, RejectsBadArguments) {
   EXPECT_THROW(tlora::philox_normal({4}, -1.0, 0, 0), c10::Error);
   EXPECT_THROW(tlora::philox_dropout_mask({4}, 1.0, 0, 0, at::TensorOptions()), c10::Error);

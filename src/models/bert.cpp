@@ -1,6 +1,6 @@
 #include "tlora/models/bert.h"
 
-#include <ATen/ops/dropout.h>
+#include "tlora/models/dropout.h"
 #include <c10/util/Exception.h>
 
 namespace tlora::models {
@@ -55,7 +55,7 @@ at::Tensor BertForSequenceClassificationImpl::forward(const at::Tensor& input_id
                                                       const at::Tensor& position_ids) {
   const at::Tensor pooled =
       bert(input_ids, attention_mask, token_type_ids, position_ids).pooler_output;
-  return classifier(at::dropout(pooled, config().classifier_dropout_prob(), is_training()));
+  return classifier(models::dropout(pooled, config().classifier_dropout_prob(), is_training()));
 }
 
 }  // namespace tlora::models

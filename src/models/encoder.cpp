@@ -1,16 +1,16 @@
 #include "tlora/models/encoder.h"
 
+#include "tlora/models/dropout.h"
+
 #include <ATen/ops/arange.h>
 #include <ATen/ops/binary_cross_entropy_with_logits.h>
 #include <ATen/ops/cross_entropy_loss.h>
 #include <ATen/ops/cumsum.h>
-#include <ATen/ops/dropout.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/gelu.h>
 #include <ATen/ops/mse_loss.h>
 #include <ATen/ops/pow.h>
 #include <ATen/ops/relu.h>
-#include <ATen/ops/scaled_dot_product_attention.h>
 #include <ATen/ops/silu.h>
 #include <ATen/ops/tanh.h>
 #include <ATen/ops/zeros_like.h>
@@ -98,7 +98,7 @@ at::Tensor EmbeddingsImpl::forward(const at::Tensor& input_ids, const at::Tensor
                                : at::zeros_like(input_ids, input_ids.options().dtype(at::kLong));
   at::Tensor embeddings = word_embeddings(input_ids) + token_type_embeddings(types);
   embeddings = embeddings + position_embeddings(positions);
-  return at::dropout(layer_norm(embeddings), config_.hidden_dropout_prob, is_training());
+  return models::dropout(layer_norm(embeddings), config_.hidden_dropout_prob, is_training());
 }
 
 SelfAttentionImpl::SelfAttentionImpl(const EncoderConfig& config)
@@ -118,10 +118,8 @@ at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& mas
   const auto heads = [&](Linear& projection) {
     return projection(x).view({batch, seq, heads_, head_dim_}).transpose(1, 2);
   };
-  const at::Tensor out = at::scaled_dot_product_attention(
-      heads(query), heads(key), heads(value),
-      mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,
-      is_training() ? dropout_ : 0.0, /*is_causal=*/false, scale_);
+  const at::Tensor out =
+      models::attention(heads(query), heads(key), heads(value), mask, dropout_, scale_, is_training());
   return out.transpose(1, 2).reshape({batch, seq, heads_ * head_dim_});
 }
 
@@ -132,7 +130,7 @@ ResidualOutputImpl::ResidualOutputImpl(const EncoderConfig& config, int64_t in_f
 }
 
 at::Tensor ResidualOutputImpl::forward(const at::Tensor& x, const at::Tensor& residual) {
-  return layer_norm(at::dropout(dense(x), dropout_, is_training()) + residual);
+  return layer_norm(models::dropout(dense(x), dropout_, is_training()) + residual);
 }
 
 AttentionImpl::AttentionImpl(const EncoderConfig& config)

@@ -1,6 +1,6 @@
 #include "tlora/models/roberta.h"
 
-#include <ATen/ops/dropout.h>
+#include "tlora/models/dropout.h"
 #include <ATen/ops/tanh.h>
 
 namespace tlora::models {
@@ -13,8 +13,8 @@ RobertaClassificationHeadImpl::RobertaClassificationHeadImpl(const EncoderConfig
 }
 
 at::Tensor RobertaClassificationHeadImpl::forward(const at::Tensor& hidden_states) {
-  at::Tensor x = at::dropout(hidden_states.select(1, 0), dropout_, is_training());
-  x = at::dropout(at::tanh(dense(x)), dropout_, is_training());
+  at::Tensor x = models::dropout(hidden_states.select(1, 0), dropout_, is_training());
+  x = models::dropout(at::tanh(dense(x)), dropout_, is_training());
   return out_proj(x);
 }
 

@@ -1,0 +1,327 @@
+// tlora-bench-train: training steps/s of the MiniLM sequence classifier with a TLoRA adapter
+// (the paper's preset), with LoRA (PEFT's defaults) and with only the head trained (the floor
+// the adapters' overhead is measured against). bench/compare_train.py runs it next to
+// bench/hf_train_baseline.py, which times transformers + PEFT the same way; README.md describes
+// both.
+
+#include "run_main.h"
+#include "tlora/inject.h"
+#include "tlora/models/bert.h"
+#include "tlora/models/loading.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/ops/randint.h>
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/optim/adamw.h>
+#include <torch/utils.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+using nlohmann::json;
+namespace models = tlora::models;
+using Clock = std::chrono::steady_clock;
+
+// The methods, in table order; head_only is the floor the adapters are divided by.
+const std::vector<std::string> kMethods = {"head_only", "lora", "tlora"};
+// One training step's phases, timed apart to show where the time goes.
+const std::array<const char*, 3> kPhases = {"forward", "backward", "optimizer"};
+
+struct Shape {
+  int64_t batch, seq;
+};
+
+struct Settings {
+  std::filesystem::path model_dir;
+  int warmup = 2, steps = 2, repetitions = 5;
+  uint64_t seed = 0;
+  double lr = 1e-3, weight_decay = 0.01;
+};
+
+// The fixed batch every step trains on: random ids over the whole vocabulary, no padding.
+struct Batch {
+  at::Tensor input_ids, attention_mask, labels;
+};
+
+// Drawn first after seeding, from the default generator, so that hf_train_baseline.py's
+// torch.randint calls (the same LibTorch) draw the same batch; compare_train.py checks the sums.
+Batch make_batch(const Shape& s, int64_t vocab, uint64_t seed) {
+  torch::manual_seed(seed);
+  Batch b;
+  b.input_ids = at::randint(vocab, {s.batch, s.seq}, at::kLong);
+  b.labels = at::randint(2, {s.batch}, at::kLong);
+  b.attention_mask = at::ones({s.batch, s.seq}, at::kLong);
+  return b;
+}
+
+tlora::InjectConfig adapter_config(const std::string& method, uint64_t seed) {
+  tlora::InjectConfig c;
+  c.target_modules = {"query", "value"};
+  c.modules_to_save = {"classifier"};
+  c.adapter.seed = seed;
+  if (method == "tlora") {  // the paper's preset (DESIGN.md §1)
+    c.adapter.kind = tlora::AdapterKind::TLoRA;
+    c.adapter.rank = 32;
+    c.adapter.scale = 1.0;
+    c.adapter.dropout = 0.5;
+    c.adapter.dropout_position = tlora::DropoutPosition::Output;
+  } else {  // PEFT's LoraConfig defaults besides r
+    c.adapter.kind = tlora::AdapterKind::LoRA;
+    c.adapter.rank = 8;
+    c.adapter.scale = 16;
+    c.adapter.dropout = 0.1;
+  }
+  return c;
+}
+
+// A model being trained by one method, with its optimiser and timings.
+struct Trainee {
+  std::string method;
+  models::BertForSequenceClassification model{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  int64_t trainable = 0, total = 0;
+  std::vector<std::array<double, 3>> repetitions;  // seconds per step of each phase
+  std::vector<double> losses;                      // of every step, warmup included
+};
+
+Trainee make_trainee(const std::string& method, const Settings& s) {
+  models::EncoderConfig config = models::EncoderConfig::from_pretrained(s.model_dir);
+  config.num_labels = 2;
+  Trainee t{method, models::BertForSequenceClassification(config), nullptr};
+  models::LoadOptions load;
+  load.seed = s.seed;
+  models::load_weights(*t.model, s.model_dir, load);
+  if (method == "head_only") {
+    for (auto& p : t.model->named_parameters()) {
+      p.value().requires_grad_(p.key().starts_with("classifier."));
+    }
+  } else {
+    tlora::inject(*t.model, adapter_config(method, s.seed));
+  }
+  std::vector<at::Tensor> trained;
+  for (const at::Tensor& p : t.model->parameters()) {
+    t.total += p.numel();
+    if (p.requires_grad()) {
+      trained.push_back(p);
+      t.trainable += p.numel();
+    }
+  }
+  t.optimizer = std::make_unique<torch::optim::AdamW>(
+      trained, torch::optim::AdamWOptions(s.lr).weight_decay(s.weight_decay));
+  t.model->train();
+  return t;
+}
+
+double since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// One full training step; adds each phase's seconds to `phases`.
+void train_step(Trainee& t, const Batch& b, std::array<double, 3>& phases) {
+  const auto start = Clock::now();
+  const at::Tensor loss = t.model->loss(t.model->forward(b.input_ids, b.attention_mask), b.labels);
+  const auto forward_end = Clock::now();
+  loss.backward();
+  const auto backward_end = Clock::now();
+  t.optimizer->step();
+  t.optimizer->zero_grad();
+  phases[0] += std::chrono::duration<double>(forward_end - start).count();
+  phases[1] += std::chrono::duration<double>(backward_end - forward_end).count();
+  phases[2] += since(backward_end);
+  const double value = loss.item<double>();
+  if (!std::isfinite(value)) {
+    throw std::runtime_error(fmt::format("{}: loss is {} at step {}", t.method, value,
+                                         t.losses.size() + 1));
+  }
+  t.losses.push_back(value);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+json method_json(const Trainee& t, const Shape& shape) {
+  std::vector<double> step_s;
+  json phases = json::object();
+  for (size_t p = 0; p < kPhases.size(); ++p) {
+    std::vector<double> v;
+    for (const auto& r : t.repetitions) v.push_back(r[p]);
+    phases[kPhases[p]] = median(v);
+  }
+  for (const auto& r : t.repetitions) step_s.push_back(r[0] + r[1] + r[2]);
+  const double med = median(step_s), best = *std::min_element(step_s.begin(), step_s.end());
+  const auto tokens = static_cast<double>(shape.batch * shape.seq);
+  return {{"trainable_params", t.trainable},
+          {"all_params", t.total},
+          {"step_seconds", step_s},
+          {"median_step_s", med},
+          {"min_step_s", best},
+          {"steps_per_s", 1 / med},
+          {"best_steps_per_s", 1 / best},
+          {"tokens_per_s", tokens / med},
+          {"phase_median_s", phases},
+          {"loss_first", t.losses.front()},
+          {"loss_last", t.losses.back()}};
+}
+
+// Trains every method on one shape. The repetitions of the methods alternate, so that slow
+// phases of a shared machine are spread over all of them.
+json run_case(const Shape& shape, const std::vector<std::string>& methods, const Settings& s) {
+  const int64_t vocab = models::EncoderConfig::from_pretrained(s.model_dir).vocab_size;
+  const Batch batch = make_batch(shape, vocab, s.seed);
+  std::vector<Trainee> trainees;
+  for (const std::string& m : methods) trainees.push_back(make_trainee(m, s));
+  for (Trainee& t : trainees) {
+    std::array<double, 3> ignored{};
+    for (int i = 0; i < s.warmup; ++i) train_step(t, batch, ignored);
+  }
+  for (int r = 0; r < s.repetitions; ++r) {
+    for (Trainee& t : trainees) {
+      std::array<double, 3> phases{};
+      for (int i = 0; i < s.steps; ++i) train_step(t, batch, phases);
+      for (double& p : phases) p /= s.steps;
+      t.repetitions.push_back(phases);
+    }
+  }
+  json out = {{"batch", shape.batch},
+              {"seq", shape.seq},
+              {"tokens_per_step", shape.batch * shape.seq},
+              {"input_ids_sum", batch.input_ids.sum().item<int64_t>()},
+              {"labels_sum", batch.labels.sum().item<int64_t>()},
+              {"methods", json::object()}};
+  for (const Trainee& t : trainees) out["methods"][t.method] = method_json(t, shape);
+  return out;
+}
+
+Shape parse_shape(const std::string& text) {
+  Shape s{};
+  char tail = 0;
+  const int n = std::sscanf(text.c_str(), "%" SCNd64 ",%" SCNd64 "%c", &s.batch, &s.seq, &tail);
+  if (n != 2 || s.batch < 1 || s.seq < 1) {
+    throw std::invalid_argument("--shape: expected B,L with B, L >= 1, got '" + text + "'");
+  }
+  return s;
+}
+
+std::string cpu_model() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  }
+  return "unknown";
+}
+
+void print_table(const json& cases) {
+  fmt::print("\n{:<10} {:<10} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>10}\n", "shape",
+             "method", "median s", "min s", "steps/s", "tokens/s", "trainable", "forward",
+             "backward", "optim", "/head_only");
+  for (const json& c : cases) {
+    const std::string shape = fmt::format("{}x{}", c["batch"].get<int64_t>(), c["seq"].get<int64_t>());
+    const json& ms = c["methods"];
+    for (const std::string& name : kMethods) {
+      if (!ms.contains(name)) continue;
+      const json& m = ms[name];
+      const json& ph = m["phase_median_s"];
+      const std::string over =
+          ms.contains("head_only")
+              ? fmt::format("{:.3f}x", m["median_step_s"].get<double>() /
+                                           ms["head_only"]["median_step_s"].get<double>())
+              : "";
+      fmt::print("{:<10} {:<10} {:>9.3f} {:>9.3f} {:>9.3f} {:>9.0f} {:>10} {:>9.3f} {:>9.3f} "
+                 "{:>9.4f} {:>10}\n",
+                 shape, name, m["median_step_s"].get<double>(), m["min_step_s"].get<double>(),
+                 m["steps_per_s"].get<double>(), m["tokens_per_s"].get<double>(),
+                 m["trainable_params"].get<int64_t>(), ph["forward"].get<double>(),
+                 ph["backward"].get<double>(), ph["optimizer"].get<double>(), over);
+    }
+  }
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"Times full training steps of MiniLM with TLoRA, LoRA and only the head trained."};
+  std::string model_dir, json_path;
+  std::vector<std::string> shape_texts, methods = kMethods;
+  Settings s;
+  int threads = 0;
+  app.add_option("--model-dir", model_dir,
+                 "model folder (default: tlora::models::default_model_dir())");
+  app.add_option("--shape", shape_texts, "B,L: batch and sequence length (repeatable; default "
+                                         "32,128 and 32,64)");
+  app.add_option("--methods", methods, "which of head_only, lora, tlora (default: all)")
+      ->check(CLI::IsMember(kMethods));
+  app.add_option("--warmup", s.warmup, "untimed steps per method before the repetitions")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--steps", s.steps, "steps per timed repetition")->check(CLI::PositiveNumber);
+  app.add_option("--repetitions", s.repetitions, "timed repetitions per method (median and "
+                                                 "minimum kept)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--seed", s.seed, "seed of the batch, the new head and the adapters");
+  app.add_option("--threads", threads, "torch intra-op threads (default: torch's choice)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--json", json_path, "write the results to this file");
+  CLI11_PARSE(app, argc, argv);
+
+  std::vector<Shape> shapes = {{32, 128}, {32, 64}};
+  if (!shape_texts.empty()) {
+    shapes.clear();
+    for (const std::string& t : shape_texts) shapes.push_back(parse_shape(t));
+  }
+  std::ofstream json_file;  // opened now, so that a bad path fails before the long run
+  if (!json_path.empty()) {
+    json_file.open(json_path);
+    if (!json_file) throw std::runtime_error("cannot write " + json_path);
+  }
+  s.model_dir = model_dir.empty() ? models::default_model_dir() : std::filesystem::path(model_dir);
+  if (threads > 0) at::set_num_threads(threads);
+
+  json cases = json::array();
+  for (const Shape& shape : shapes) cases.push_back(run_case(shape, methods, s));
+  print_table(cases);
+  fmt::print("\n{} threads, fp32, {} warmup steps, {} repetitions of {} steps per method; phases "
+             "are medians of seconds per step\n",
+             at::get_num_threads(), s.warmup, s.repetitions, s.steps);
+
+  if (!json_path.empty()) {
+    const json doc = {{"implementation", "tlora"},
+                      {"machine", {{"cpu", cpu_model()}, {"torch", TORCH_VERSION}}},
+                      {"settings",
+                       {{"model_dir", s.model_dir.string()},
+                        {"warmup", s.warmup},
+                        {"steps", s.steps},
+                        {"repetitions", s.repetitions},
+                        {"seed", s.seed},
+                        {"threads", at::get_num_threads()},
+                        {"lr", s.lr},
+                        {"weight_decay", s.weight_decay},
+                        {"dtype", "fp32"},
+                        {"clock", "std::chrono::steady_clock, wall time"}}},
+                      {"cases", cases}};
+    json_file << doc.dump(2) << "\n";
+    if (!json_file) throw std::runtime_error("cannot write " + json_path);
+    fmt::print("wrote {}\n", json_path);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return tlora::bench::run_main("tlora-bench-train", run, argc, argv);
+}
