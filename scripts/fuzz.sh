@@ -1,36 +1,21 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (fuzz/, clang, AddressSanitizer + UndefinedBehaviorSanitizer) in
-# build-fuzz/ and runs each one for the given time, seeded from fuzz/corpus/<target>/:
+# Builds the libFuzzer targets (fuzz/; clang, AddressSanitizer + UndefinedBehaviorSanitizer) in
+# build-sanitize/ (see sanitize-build.sh) and runs each one for the given time, seeded from fuzz/corpus/<target>/:
 #   scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [TARGET...]
-# Writes build-fuzz/fuzz-summary.md (executions, time, coverage, corpus, crashes per target);
-# crashing inputs go to build-fuzz/artifacts/<target>/. Exits 1 if any target crashed.
+# Writes build-sanitize/fuzz-summary.md (executions, time, coverage, corpus, crashes per target);
+# crashing inputs go to build-sanitize/artifacts/<target>/. Exits 1 if any target crashed.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 "$TLORA_REPO/scripts/setup.sh"
 
 seconds="${1:-60}"
 shift || true
-build="${TLORA_FUZZ_BUILD:-$TLORA_REPO/build-fuzz}"
-command -v clang++ >/dev/null || { echo "tlora fuzz: clang++ is not installed (apt-get install clang)" >&2; exit 1; }
-
-if [[ ! -f "$build/CMakeCache.txt" ]]; then
-  torch_prefix="$(python -c 'import torch; print(torch.utils.cmake_prefix_path)')"
-  CC=clang CXX=clang++ cmake -S "$TLORA_REPO" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_PREFIX_PATH="$torch_prefix" -DTLORA_CUDA=OFF -DTLORA_BUILD_TESTS=OFF \
-    -DTLORA_BUILD_EXAMPLES=OFF -DTLORA_BUILD_BENCH=OFF \
-    -DTLORA_BUILD_FUZZ=ON -DTLORA_SANITIZE=address,undefined >"$build.configure.log" 2>&1 ||
-    { tail -n 30 "$build.configure.log" >&2; echo "tlora fuzz: configure failed" >&2; exit 1; }
-fi
-cmake --build "$build" -j "${TLORA_JOBS:-2}"
-
-read -r -a targets <<<"$(cat "$build/fuzz/fuzzers.txt" | tr ';' ' ')"
+source "$TLORA_REPO/scripts/sanitize-build.sh"
+build="$TLORA_SANITIZE_BUILD"
+read -r -a targets <<<"$(tr ';' ' ' <"$build/fuzz/fuzzers.txt")"
 (($#)) && targets=("$@")
-
-# LibTorch is not instrumented: leaks are checked only for what the fuzzers' inputs allocate
-# (libFuzzer's per-input check); see scripts/sanitizer.supp for the reports it may not raise.
-export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:${ASAN_OPTIONS:-}"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$TLORA_REPO/scripts/sanitizer.supp:${UBSAN_OPTIONS:-}"
-export LSAN_OPTIONS="suppressions=$TLORA_REPO/scripts/sanitizer.supp:${LSAN_OPTIONS:-}"
+ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" cmake --build "$build" -j "${TLORA_JOBS:-2}" \
+  --target "${targets[@]/%/_fuzzer}"
 
 summary="$build/fuzz-summary.md"
 {

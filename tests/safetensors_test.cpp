@@ -405,6 +405,19 @@ std::vector<BadFile> bad_files() {
   };
 }
 
+TEST(SafetensorsReference, FromBytesReadsWhatOpenReads) {
+  const fs::path path = kFixtures / "reference.safetensors";
+  const st::File opened = st::File::open(path);
+  const st::File file = st::File::from_bytes(read_bytes(path), "reference (in memory)");
+  EXPECT_EQ(file.path(), "reference (in memory)");
+  EXPECT_EQ(file.metadata(), opened.metadata());
+  ASSERT_EQ(file.tensors().size(), opened.tensors().size());
+  for (const st::TensorInfo& info : opened.tensors()) {
+    SCOPED_TRACE(info.name);
+    EXPECT_TRUE(same_bytes(file.get(info.name), opened.get(info.name)));
+  }
+}
+
 class SafetensorsRefuses : public TempDir, public testing::WithParamInterface<BadFile> {};
 
 TEST_P(SafetensorsRefuses, WithTheFileAndTheProblem) {
@@ -414,6 +427,11 @@ TEST_P(SafetensorsRefuses, WithTheFileAndTheProblem) {
   EXPECT_TRUE(contains(message, "safetensors file \"" + path.string() + "\": "));
   EXPECT_TRUE(contains(message, GetParam().problem));
   EXPECT_TRUE(contains(error_of([&] { st::load(path); }), GetParam().problem));
+  // The same bytes from memory: the same refusal, naming what the caller called them.
+  const std::string from_memory =
+      error_of([&] { st::File::from_bytes(GetParam().bytes, "in-memory.safetensors"); });
+  EXPECT_TRUE(contains(from_memory, "safetensors file \"in-memory.safetensors\": "));
+  EXPECT_TRUE(contains(from_memory, GetParam().problem));
 }
 
 INSTANTIATE_TEST_SUITE_P(Header, SafetensorsRefuses, testing::ValuesIn(bad_files()),
