@@ -14,7 +14,8 @@ constexpr std::string_view kName = "fuzz/adapter_config.json";
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace tlora;
+  namespace detail = tlora::detail;
+  namespace fuzz = tlora::fuzz;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   std::string written;
   try {
@@ -28,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         detail::format_adapter_config(detail::parse_adapter_config(kName, written));
     fuzz::require(rewritten == written, "an accepted config changes when written and read back");
   } catch (const c10::Error& e) {
-    fuzz::require(false, "an accepted config, written back, is refused");
+    fuzz::require(false, std::string("an accepted config, written back, is refused: ") +
+                             e.what_without_backtrace());
   }
   return 0;
 }

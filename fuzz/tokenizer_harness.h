@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,9 +19,11 @@ namespace tlora::fuzz {
 /// The longest encoding the truncating tokenizer may return.
 inline constexpr size_t kTruncatedLength = 8;
 
-/// Sets `tokenizer` up as the truncating one of fuzz_tokenizer.
+/// Sets `tokenizer` up as the truncating one of fuzz_tokenizer: truncation to kTruncatedLength
+/// and no padding (a tokenizer.json may pad to a fixed length, as MiniLM's pads to 128).
 inline void truncate_for_fuzzing(text::Tokenizer& tokenizer) {
   tokenizer.set_truncation(text::TruncationOptions{.max_length = kTruncatedLength});
+  tokenizer.set_padding(std::nullopt);
 }
 
 /// Encodes the input with `plain` or `truncating` and checks the encoding; ill-formed UTF-8

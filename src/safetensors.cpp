@@ -130,7 +130,7 @@ json parse_header(const fs::path& path, std::string_view text) {
   json header;
   try {
     header = json::parse(text.begin(), text.end(), track);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past double
     fail(path, "the header is not valid JSON: ", e.what());
   }
   if (duplicate) fail(path, "the header has the key \"", *duplicate, "\" more than once");
@@ -213,6 +213,15 @@ TensorInfo parse_entry(const fs::path& path, const std::string& name, const json
     if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(size), &bytes)) {
       fail_entry(path, name, "shape ", c10::IntArrayRef(shape), " of ", type->name,
                  " overflows a 64-bit byte count");
+    }
+  }
+  // LibTorch needs every contiguous stride (a product of sizes, a zero counting as one) to fit
+  // in int64, also when a zero size leaves no elements and so no bytes to check above.
+  int64_t span = 1;
+  for (const int64_t size : shape) {
+    if (__builtin_mul_overflow(span, std::max<int64_t>(size, 1), &span)) {
+      fail_entry(path, name, "shape ", c10::IntArrayRef(shape),
+                 " cannot be a tensor: its strides overflow 64 bits");
     }
   }
   if (bytes != end - begin) {

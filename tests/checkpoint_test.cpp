@@ -484,6 +484,13 @@ TEST_F(Checkpoint, CorruptCheckpointsAreRefusedAndLeaveTheModelUntouched) {
   expect_refused([](const fs::path& d) {
     write_bytes(d / tlora::kAdapterConfigFile, "{\"library\": \"tlora\",");
   }, stored, {config_file(), "not valid JSON"});
+  expect_refused([](const fs::path& d) {  // out of double's range (found by fuzzing)
+    auto c = read_config(d);
+    c["scale"] = 12345.5;
+    std::string text = c.dump(2);
+    text.replace(text.find("12345.5"), 7, "1e999");
+    write_bytes(d / tlora::kAdapterConfigFile, text);
+  }, stored, {config_file(), "not valid JSON", "number overflow"});
   expect_refused([](const fs::path& d) { ::remove((d / tlora::kAdapterConfigFile).c_str()); },
                  stored, {config_file(), "cannot open", "No such file or directory"});
 }

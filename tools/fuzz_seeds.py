@@ -50,6 +50,8 @@ def safetensors_seeds():
     write("safetensors", "gap", safetensors_file({**u8("a", 0, 2), **u8("b", 3, 5)}, b"abcde"))
     write("safetensors", "past_end", safetensors_file(u8("a", 0, 4, [4]), b"ab"))
     write("safetensors", "size_overflow", safetensors_file(u8("a", 0, 0, [4611686018427387904, 4])))
+    # No elements but strides past int64: found by fuzzing, refused since.
+    write("safetensors", "stride_overflow", safetensors_file(u8("a", 0, 0, [0, 4611686018427387904, 4611686018427387904])))
     write("safetensors", "header_too_long", struct.pack("<Q", 100000001) + b"{}")
     write("safetensors", "duplicate_key", safetensors_file(b'{"a":{"dtype":"U8","dtype":"F32","shape":[2],"data_offsets":[0,2]}}', b"ab"))
 
