@@ -26,7 +26,8 @@ status=0
 for t in "${targets[@]}"; do
   seeds="$TLORA_REPO/fuzz/corpus/$t"
   work="$build/corpus/$t"  # grows across runs; the seeds in the repository stay as they are
-  artifacts="$build/artifacts/$t"
+  artifacts="$build/artifacts/$t"  # this run's crashing inputs only
+  rm -rf "$artifacts"
   mkdir -p "$work" "$artifacts"
   dict=()
   [[ -f "$TLORA_REPO/fuzz/$t.dict" ]] && dict=(-dict="$TLORA_REPO/fuzz/$t.dict")

@@ -50,8 +50,9 @@ def safetensors_seeds():
     write("safetensors", "gap", safetensors_file({**u8("a", 0, 2), **u8("b", 3, 5)}, b"abcde"))
     write("safetensors", "past_end", safetensors_file(u8("a", 0, 4, [4]), b"ab"))
     write("safetensors", "size_overflow", safetensors_file(u8("a", 0, 0, [4611686018427387904, 4])))
-    # No elements but strides past int64: found by fuzzing, refused since.
+    # Found by fuzzing (docs/reliability.md), refused since.
     write("safetensors", "stride_overflow", safetensors_file(u8("a", 0, 0, [0, 4611686018427387904, 4611686018427387904])))
+    write("safetensors", "number_overflow", safetensors_file(b'{"a":{"dtype":"U8","shape":[1e400],"data_offsets":[0,0]}}'))
     write("safetensors", "header_too_long", struct.pack("<Q", 100000001) + b"{}")
     write("safetensors", "duplicate_key", safetensors_file(b'{"a":{"dtype":"U8","dtype":"F32","shape":[2],"data_offsets":[0,2]}}', b"ab"))
 
@@ -63,6 +64,8 @@ def config_seeds(adapter_config, model_dir):
     regenerated = dict(config, projections="regenerated", projection_checksum="0123456789abcdef")
     write("adapter_config", "regenerated.json", json.dumps(regenerated, indent=2))
     write("adapter_config", "vera.json", json.dumps(dict(config, kind="vera"), indent=2))
+    write("adapter_config", "no_tensors_checksum.json",
+          json.dumps({k: v for k, v in config.items() if k != "tensors_checksum"}, indent=2))
     write("adapter_config", "newer.json", json.dumps(dict(config, format_version=2), indent=2))
     write("model_config", "minilm.json", read(os.path.join(model_dir, "config.json")))
     for name in ("bert-tiny", "roberta-tiny"):
