@@ -130,7 +130,8 @@ std::string format_adapter_config(const AdapterConfig& c) {
   j["dtype"] = config_dtype_name(c.dtype);
   j["projections"] = c.projections_stored ? "stored" : "regenerated";
   if (!c.projections_stored) j["projection_checksum"] = c.projection_checksum;
-  j["tensors_checksum"] = c.tensors_checksum;
+  // Absent rather than empty: a config read without one (written before it existed) stays readable.
+  if (!c.tensors_checksum.empty()) j["tensors_checksum"] = c.tensors_checksum;
   j["modules_to_save"] = c.modules_to_save;
   json modules = json::object();
   for (const ModuleEntry& m : c.modules) {
@@ -148,7 +149,7 @@ AdapterConfig parse_adapter_config(const fs::path& file, std::string_view text) 
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past double
     TORCH_CHECK(false, "adapter config ", file, ": not valid JSON: ", e.what());
   }
   TORCH_CHECK(j.is_object(), "adapter config ", file, ": not a JSON object but ", j.type_name());

@@ -38,6 +38,10 @@ using detail::ModuleEntry;
 using detail::ModulePtr;
 using detail::TensorMap;
 
+// save_adapter stores the config inside the tensor file too, under this metadata key, so that
+// the tensor file alone is a complete checkpoint, replaced in one rename.
+constexpr const char* kEmbeddedConfigKey = "tlora.adapter_config";
+
 std::string system_error(int error) { return std::system_category().message(error); }
 
 std::string describe(at::ScalarType dtype, at::IntArrayRef shape) {
@@ -111,6 +115,23 @@ std::string listing(const std::vector<std::string>& items) {
   const std::vector<std::string> shown(items.begin(), items.begin() + std::min(items.size(), kShown));
   return fmt::format("{}{}", fmt::join(shown, ", "),
                      items.size() > kShown ? fmt::format(" and {} more", items.size() - kShown) : "");
+}
+
+// adapter_config.json; but when it belongs to another save than the tensor file (a save
+// interrupted between its two writes leaves the new tensor file beside the old config), the copy
+// of the config inside the tensor file, which was renamed into place together with the tensors.
+AdapterConfig read_config(const fs::path& config_path, const safetensors::File& file) {
+  AdapterConfig config = detail::parse_adapter_config(config_path, read_file(config_path, "load_adapter"));
+  const auto embedded = file.metadata().find(kEmbeddedConfigKey);
+  if (embedded == file.metadata().end()) return config;
+  AdapterConfig own = detail::parse_adapter_config(
+      fmt::format("{} (metadata \"{}\")", file.path().string(), kEmbeddedConfigKey), embedded->second);
+  if (own.tensors_checksum == config.tensors_checksum) return config;
+  TORCH_WARN("load_adapter: ", config_path, " (tensors_checksum ", config.tensors_checksum,
+             ") belongs to another save than ", file.path(), " (", own.tensors_checksum,
+             "), as a save interrupted between its two writes leaves them; loading the config saved inside ",
+             file.path());
+  return own;
 }
 
 }  // namespace
@@ -203,10 +224,12 @@ void save_adapter(const torch::nn::Module& model, const fs::path& dir, const Sav
   config.tensors_checksum = detail::checksum(tensors);
 
   make_directories(dir);
-  // The tensors first: a failure between the two writes then leaves a new file next to the old
-  // config, which tensors_checksum tells apart, never a config without its tensors.
-  safetensors::save(dir / kAdapterModelFile, tensors, {{"format", "pt"}});
-  write_file_atomically(dir / kAdapterConfigFile, detail::format_adapter_config(config));
+  // The tensors (with the config inside) first: a failure between the two writes then leaves the
+  // new tensor file next to the old config, which load_adapter recognises by tensors_checksum and
+  // loads with the config inside; never a config without its tensors.
+  const std::string config_text = detail::format_adapter_config(config);
+  safetensors::save(dir / kAdapterModelFile, tensors, {{"format", "pt"}, {kEmbeddedConfigKey, config_text}});
+  write_file_atomically(dir / kAdapterConfigFile, config_text);
 }
 
 CheckpointInfo read_checkpoint_info(const fs::path& dir) {
@@ -221,8 +244,8 @@ CheckpointInfo read_checkpoint_info(const fs::path& dir) {
 
 LoadReport load_adapter(torch::nn::Module& model, const fs::path& dir, const LoadAdapterOptions& options) {
   const fs::path config_path = dir / kAdapterConfigFile, model_path = dir / kAdapterModelFile;
-  const AdapterConfig config = detail::parse_adapter_config(config_path, read_file(config_path, "load_adapter"));
   const safetensors::File file = safetensors::File::open(model_path);
+  const AdapterConfig config = read_config(config_path, file);
   const AdapterKind kind = config.options.kind;
   const std::string name = options.adapter_name.empty() ? config.adapter_name : options.adapter_name;
   // LinearImpl::add_adapter's rule, checked before anything changes.

@@ -93,9 +93,9 @@ Mapping map_file(const fs::path& path) {
     fail(path, "not a regular file");
   }
   const auto size = static_cast<uint64_t>(status.st_size);
-  if (size < 8) {
+  if (size < 8) {  // too short to map usefully (mmap refuses 0 bytes); File::parse says why
     ::close(fd);
-    fail(path, "the file is ", size, " bytes, shorter than the 8-byte header length");
+    return {nullptr, nullptr, size};
   }
   void* address = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   const int map_error = errno;
@@ -130,7 +130,7 @@ json parse_header(const fs::path& path, std::string_view text) {
   json header;
   try {
     header = json::parse(text.begin(), text.end(), track);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past double
     fail(path, "the header is not valid JSON: ", e.what());
   }
   if (duplicate) fail(path, "the header has the key \"", *duplicate, "\" more than once");
@@ -213,6 +213,15 @@ TensorInfo parse_entry(const fs::path& path, const std::string& name, const json
     if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(size), &bytes)) {
       fail_entry(path, name, "shape ", c10::IntArrayRef(shape), " of ", type->name,
                  " overflows a 64-bit byte count");
+    }
+  }
+  // LibTorch needs every contiguous stride (a product of sizes, a zero counting as one) to fit
+  // in int64, also when a zero size leaves no elements and so no bytes to check above.
+  int64_t span = 1;
+  for (const int64_t size : shape) {
+    if (__builtin_mul_overflow(span, std::max<int64_t>(size, 1), &span)) {
+      fail_entry(path, name, "shape ", c10::IntArrayRef(shape),
+                 " cannot be a tensor: its strides overflow 64 bits");
     }
   }
   if (bytes != end - begin) {
@@ -308,20 +317,33 @@ std::string_view dtype_name(at::ScalarType dtype) {
 }
 
 File File::open(const fs::path& path) {
-  const Mapping mapping = map_file(path);
+  Mapping mapping = map_file(path);
+  return parse(path, std::move(mapping.owner), mapping.bytes, mapping.size);
+}
+
+File File::from_bytes(std::string bytes, const fs::path& name) {
+  auto owner = std::make_shared<const std::string>(std::move(bytes));
+  const auto* start = reinterpret_cast<const std::byte*>(owner->data());
+  const uint64_t size = owner->size();
+  return parse(name, std::move(owner), start, size);
+}
+
+File File::parse(const fs::path& path, std::shared_ptr<const void> owner, const std::byte* bytes,
+                 uint64_t size) {
+  if (size < 8) fail(path, "the file is ", size, " bytes, shorter than the 8-byte header length");
   uint64_t header_size = 0;
-  std::memcpy(&header_size, mapping.bytes, sizeof header_size);
+  std::memcpy(&header_size, bytes, sizeof header_size);
   if (header_size > kMaxHeaderBytes) {
     fail(path, "the header length ", header_size, " exceeds the limit of ", kMaxHeaderBytes,
          " bytes");
   }
-  if (header_size > mapping.size - 8) {
-    fail(path, "the header length ", header_size, " runs past the end of the ", mapping.size,
+  if (header_size > size - 8) {
+    fail(path, "the header length ", header_size, " runs past the end of the ", size,
          "-byte file");
   }
-  const uint64_t data_size = mapping.size - 8 - header_size;
+  const uint64_t data_size = size - 8 - header_size;
   const json header = parse_header(
-      path, {reinterpret_cast<const char*>(mapping.bytes) + 8, static_cast<size_t>(header_size)});
+      path, {reinterpret_cast<const char*>(bytes) + 8, static_cast<size_t>(header_size)});
 
   File file;
   file.path_ = path;
@@ -334,8 +356,8 @@ File File::open(const fs::path& path) {
   }
   check_tiling(path, file.tensors_, data_size);
   for (size_t i = 0; i < file.tensors_.size(); ++i) file.index_.emplace(file.tensors_[i].name, i);
-  file.mapping_ = mapping.owner;
-  file.data_ = mapping.bytes + 8 + header_size;
+  file.mapping_ = std::move(owner);
+  file.data_ = bytes + 8 + header_size;
   return file;
 }
 

@@ -427,7 +427,7 @@ TEST_F(Checkpoint, CorruptCheckpointsAreRefusedAndLeaveTheModelUntouched) {
 
   expect_refused([](const fs::path& d) {
     const std::string bytes = read_bytes(d / tlora::kAdapterModelFile);
-    write_bytes(d / tlora::kAdapterModelFile, bytes.substr(0, bytes.size() / 2));
+    write_bytes(d / tlora::kAdapterModelFile, bytes.substr(0, bytes.size() - 16));  // data cut short
   }, stored, {model_file(), "run past the end of the"});
   expect_refused([](const fs::path& d) {
     std::string bytes = read_bytes(d / tlora::kAdapterModelFile);
@@ -454,8 +454,10 @@ TEST_F(Checkpoint, CorruptCheckpointsAreRefusedAndLeaveTheModelUntouched) {
     bytes.back() = static_cast<char>(bytes.back() ^ 1);  // a bit of the last tensor's data
     write_bytes(d / tlora::kAdapterModelFile, bytes);
   }, stored, {model_file(), "do not match tensors_checksum", "come from different saves"});
+  // Another save's tensors without the config that save_adapter puts inside the file (which
+  // would make it loadable on its own: fault_injection_test.cpp).
   expect_refused([&](const fs::path& d) {
-    write_bytes(d / tlora::kAdapterModelFile, read_bytes(other / tlora::kAdapterModelFile));
+    tlora::safetensors::save(d / tlora::kAdapterModelFile, tlora::safetensors::load(other / tlora::kAdapterModelFile));
   }, stored, {model_file(), "do not match tensors_checksum", "come from different saves"});
   expect_refused([](const fs::path& d) {
     auto c = read_config(d);
@@ -500,6 +502,13 @@ TEST_F(Checkpoint, CorruptCheckpointsAreRefusedAndLeaveTheModelUntouched) {
   expect_refused([](const fs::path& d) {
     write_bytes(d / tlora::kAdapterConfigFile, "{\"library\": \"tlora\",");
   }, stored, {config_file(), "not valid JSON"});
+  expect_refused([](const fs::path& d) {  // out of double's range (found by fuzzing)
+    auto c = read_config(d);
+    c["scale"] = 12345.5;
+    std::string text = c.dump(2);
+    text.replace(text.find("12345.5"), 7, "1e999");
+    write_bytes(d / tlora::kAdapterConfigFile, text);
+  }, stored, {config_file(), "not valid JSON", "number overflow"});
   expect_refused([](const fs::path& d) { ::remove((d / tlora::kAdapterConfigFile).c_str()); },
                  stored, {config_file(), "cannot open", "No such file or directory"});
 }

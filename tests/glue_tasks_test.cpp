@@ -137,6 +137,31 @@ TEST(GlueTasks, TestFilesHaveNoLabel) {
   EXPECT_FALSE(cola[0].label.has_value());
 }
 
+TEST(GlueTasks, StreamsReadAsTheirFilesDo) {
+  const auto path = glue::train_file(Task::MNLI, kFixtureGlueDir);
+  std::ifstream file(path, std::ios::binary);
+  std::stringstream text;
+  text << file.rdbuf();
+  const auto from_file = glue::read_examples(Task::MNLI, path);
+  const auto from_stream = glue::read_examples(Task::MNLI, text, "mnli (in memory)");
+  ASSERT_EQ(from_stream.size(), from_file.size());
+  for (size_t i = 0; i < from_file.size(); ++i) {
+    EXPECT_EQ(from_stream[i].text_a, from_file[i].text_a);
+    EXPECT_EQ(from_stream[i].text_b, from_file[i].text_b);
+    EXPECT_EQ(from_stream[i].label, from_file[i].label);
+    EXPECT_EQ(from_stream[i].line, from_file[i].line);
+  }
+  std::istringstream bad("question1\tquestion2\tis_duplicate\nA?\tB?\t7\n");
+  try {
+    glue::read_examples(Task::QQP, bad, "qqp (in memory)");
+    ADD_FAILURE() << "no error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("glue: qqp (in memory):2: unknown qqp label \"7\""),
+              std::string::npos)
+        << e.what_without_backtrace();
+  }
+}
+
 void expect_error(Task task, const std::string& path, const std::string& needle) {
   try {
     glue::read_examples(task, path);

@@ -343,6 +343,9 @@ std::vector<BadFile> bad_files() {
        "the header is not valid JSON: it has a NUL byte at offset 2"},
       {"InvalidUtf8", file_bytes("{\"\xff\":1}"), "the header is not valid JSON"},
       {"NotObject", file_bytes("[1,2]"), "the header is not a JSON object but array"},
+      // nlohmann's out_of_range rather than a parse_error (found by fuzzing).
+      {"NumberOverflow", file_bytes("{" + u8_entry("a", "[0,0]", "[1e400]") + "}"),
+       "the header is not valid JSON: [json.exception.out_of_range.406] number overflow"},
       {"DuplicateTensor",
        file_bytes("{" + u8_entry("a", "[0,2]") + "," + u8_entry("a", "[0,2]") + "}", two),
        "the header has the key \"a\" more than once"},
@@ -385,6 +388,11 @@ std::vector<BadFile> bad_files() {
       // 2^62 · 4 wraps to 0 in 64 bits, which a naive check would take for the 0 bytes declared.
       {"SizeOverflow", file_bytes("{" + u8_entry("a", "[0,0]", "[4611686018427387904,4]") + "}"),
        "tensor \"a\": shape [4611686018427387904, 4] of U8 overflows a 64-bit byte count"},
+      // No elements, so no bytes, but strides LibTorch cannot represent (found by fuzzing).
+      {"StrideOverflow",
+       file_bytes("{" + u8_entry("a", "[0,0]", "[0,4611686018427387904,4611686018427387904]") + "}"),
+       "tensor \"a\": shape [0, 4611686018427387904, 4611686018427387904] cannot be a tensor: its "
+       "strides overflow 64 bits"},
       {"Overlap",
        file_bytes("{" + u8_entry("a", "[0,2]") + "," + u8_entry("b", "[1,3]") + "}",
                   std::string(3, '\0')),
@@ -405,6 +413,19 @@ std::vector<BadFile> bad_files() {
   };
 }
 
+TEST(SafetensorsReference, FromBytesReadsWhatOpenReads) {
+  const fs::path path = kFixtures / "reference.safetensors";
+  const st::File opened = st::File::open(path);
+  const st::File file = st::File::from_bytes(read_bytes(path), "reference (in memory)");
+  EXPECT_EQ(file.path(), "reference (in memory)");
+  EXPECT_EQ(file.metadata(), opened.metadata());
+  ASSERT_EQ(file.tensors().size(), opened.tensors().size());
+  for (const st::TensorInfo& info : opened.tensors()) {
+    SCOPED_TRACE(info.name);
+    EXPECT_TRUE(same_bytes(file.get(info.name), opened.get(info.name)));
+  }
+}
+
 class SafetensorsRefuses : public TempDir, public testing::WithParamInterface<BadFile> {};
 
 TEST_P(SafetensorsRefuses, WithTheFileAndTheProblem) {
@@ -414,6 +435,11 @@ TEST_P(SafetensorsRefuses, WithTheFileAndTheProblem) {
   EXPECT_TRUE(contains(message, "safetensors file \"" + path.string() + "\": "));
   EXPECT_TRUE(contains(message, GetParam().problem));
   EXPECT_TRUE(contains(error_of([&] { st::load(path); }), GetParam().problem));
+  // The same bytes from memory: the same refusal, naming what the caller called them.
+  const std::string from_memory =
+      error_of([&] { st::File::from_bytes(GetParam().bytes, "in-memory.safetensors"); });
+  EXPECT_TRUE(contains(from_memory, "safetensors file \"in-memory.safetensors\": "));
+  EXPECT_TRUE(contains(from_memory, GetParam().problem));
 }
 
 INSTANTIATE_TEST_SUITE_P(Header, SafetensorsRefuses, testing::ValuesIn(bad_files()),

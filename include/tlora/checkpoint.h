@@ -125,7 +125,10 @@ CheckpointInfo read_checkpoint_info(const std::filesystem::path& dir);
 /// modules_to_save parameters, and then freezes as `inject` does: only the active adapters'
 /// parameters and the loaded modules_to_save stay trainable. Everything is validated first —
 /// the config, the file, every module and its base weight, every tensor, the checksums — and any refusal throws a
-/// c10::Error naming the file and the problem and leaves the model exactly as it was.
+/// c10::Error naming the file and the problem and leaves the model exactly as it was. When
+/// adapter_config.json belongs to another save than the tensor file (a save interrupted between
+/// its two writes), the copy of the config that save_adapter put inside the tensor file is used,
+/// with a warning.
 LoadReport load_adapter(torch::nn::Module& model, const std::filesystem::path& dir,
                         const LoadAdapterOptions& options = {});
 

@@ -46,6 +46,10 @@ class File {
  public:
   /// Maps and validates the file at `path`.
   static File open(const std::filesystem::path& path);
+  /// Validates `bytes`, the contents of a safetensors file, without any file I/O (for data that
+  /// arrived another way, and for fuzzing the reader); `name` stands for the file in errors and
+  /// is what path() returns. The File keeps `bytes`.
+  static File from_bytes(std::string bytes, const std::filesystem::path& name = "<memory>");
 
   /// The path the file was opened with.
   const std::filesystem::path& path() const { return path_; }
@@ -61,6 +65,9 @@ class File {
 
  private:
   File() = default;
+  // Validates the `size` bytes at `bytes` (kept alive by `owner`) as the file `path`.
+  static File parse(const std::filesystem::path& path, std::shared_ptr<const void> owner,
+                    const std::byte* bytes, uint64_t size);
 
   std::filesystem::path path_;
   std::shared_ptr<const void> mapping_;

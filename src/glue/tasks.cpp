@@ -128,10 +128,13 @@ std::filesystem::path dev_file(Task task, const std::filesystem::path& glue_dir,
 }
 
 std::vector<Example> read_examples(Task task, const std::filesystem::path& tsv_file) {
-  const TaskSpec& s = spec(task);
-  const std::string file = tsv_file.string();
   std::ifstream in(tsv_file, std::ios::binary);
-  TORCH_CHECK(in.is_open(), "glue: cannot open ", file, ": ", std::strerror(errno));
+  TORCH_CHECK(in.is_open(), "glue: cannot open ", tsv_file.string(), ": ", std::strerror(errno));
+  return read_examples(task, in, tsv_file.string());
+}
+
+std::vector<Example> read_examples(Task task, std::istream& in, std::string_view source) {
+  const TaskSpec& s = spec(task);
 
   int col_a = -1, col_b = -1, col_label = -1;
   size_t n_columns = 0;
@@ -144,7 +147,7 @@ std::vector<Example> read_examples(Task task, const std::filesystem::path& tsv_f
     if (line.ends_with('\r')) line.remove_suffix(1);
     const auto fields = split_tabs(line);
     const auto fail = [&](const auto&... what) {
-      TORCH_CHECK(false, "glue: ", file, ":", line_no, ": ", what...);
+      TORCH_CHECK(false, "glue: ", source, ":", line_no, ": ", what...);
     };
 
     if (line_no == 1) {
@@ -195,8 +198,8 @@ std::vector<Example> read_examples(Task task, const std::filesystem::path& tsv_f
     }
     examples.push_back(std::move(ex));
   }
-  TORCH_CHECK(!in.bad(), "glue: cannot read ", file, ": ", std::strerror(errno));
-  TORCH_CHECK(n_columns > 0, "glue: ", file, " is empty; expected a header line");
+  TORCH_CHECK(!in.bad(), "glue: cannot read ", source, ": ", std::strerror(errno));
+  TORCH_CHECK(n_columns > 0, "glue: ", source, " is empty; expected a header line");
   return examples;
 }
 

@@ -112,7 +112,7 @@ EncoderConfig EncoderConfig::from_json(const std::string& text, const std::strin
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past double
     TORCH_CHECK(false, source, ": not valid JSON: ", e.what());
   }
   TORCH_CHECK(root.is_object(), source, ": expected a JSON object");

@@ -71,7 +71,7 @@ Index read_index(const fs::path& path) {
   json root;
   try {
     root = json::parse(text.str());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past double
     TORCH_CHECK(false, "safetensors index ", path, ": not valid JSON: ", e.what());
   }
   TORCH_CHECK(root.is_object() && root.contains("weight_map") && root["weight_map"].is_object(),

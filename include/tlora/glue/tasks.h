@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,6 +60,9 @@ struct Example {
 /// files have no header). A missing file, a line whose column count differs from the header's,
 /// an unknown label or a bad score is a c10::Error naming the file and the 1-based line.
 std::vector<Example> read_examples(Task task, const std::filesystem::path& tsv_file);
+
+/// Reads the examples of `task` from the TSV text `in`, as above; `source` names it in errors.
+std::vector<Example> read_examples(Task task, std::istream& in, std::string_view source);
 
 /// The path of `task`'s train file in the GLUE data folder `glue_dir`; not checked to exist.
 std::filesystem::path train_file(Task task, const std::filesystem::path& glue_dir);
