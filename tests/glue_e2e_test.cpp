@@ -25,7 +25,10 @@ using tlora::testing::read_file;
 using json = nlohmann::json;
 
 const std::string kBinary = TLORA_GLUE_BINARY;
-const std::string kScratch = TLORA_E2E_DIR;
+// Each test (ctest runs them as parallel processes) works in a folder of its own.
+std::string scratch() {
+  return std::string(TLORA_E2E_DIR) + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+}
 const std::string kGlue = TLORA_FIXTURE_DIR "/../../../shared/data/glue";
 
 struct Result {
@@ -34,7 +37,7 @@ struct Result {
 };
 
 Result run(const std::string& args, const std::string& env = "") {
-  const std::string log = kScratch + "/last.log";
+  const std::string log = scratch() + "/last.log";
   const std::string command = env + " '" + kBinary + "' " + args + " > '" + log + "' 2>&1";
   const int status = std::system(command.c_str());
   Result r;
@@ -75,19 +78,20 @@ void make_tiny_model(const std::string& dir) {
 
 class GlueE2E : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    ASSERT_EQ(std::system(("rm -rf '" + kScratch + "' && mkdir -p '" + kScratch + "/data/RTE'").c_str()), 0);
-    make_tiny_model(kScratch + "/tiny");
-    write(kScratch + "/data/RTE/train.tsv", head(kGlue + "/RTE/train.tsv", 161));
-    write(kScratch + "/data/RTE/dev.tsv", head(kGlue + "/RTE/dev.tsv", 65));
+  void SetUp() override {
+    const std::string dir = scratch();
+    ASSERT_EQ(std::system(("rm -rf '" + dir + "' && mkdir -p '" + dir + "/data/RTE'").c_str()), 0);
+    make_tiny_model(dir + "/tiny");
+    write(dir + "/data/RTE/train.tsv", head(kGlue + "/RTE/train.tsv", 161));
+    write(dir + "/data/RTE/dev.tsv", head(kGlue + "/RTE/dev.tsv", 65));
   }
   static std::string tiny_args(const std::string& out) {
-    return "--task rte --model-dir '" + kScratch + "/tiny' --data-dir '" + kScratch +
+    return "--task rte --model-dir '" + scratch() + "/tiny' --data-dir '" + scratch() +
            "/data' --epochs 2 --batch-size 8 --max-seq-length 32 --save-steps 5 --threads 1 --seed 3 "
-           "--output-dir '" + kScratch + "/" + out + "'";
+           "--output-dir '" + scratch() + "/" + out + "'";
   }
   static std::string file(const std::string& out, const std::string& name) {
-    return read_file(kScratch + "/" + out + "/" + name);
+    return read_file(scratch() + "/" + out + "/" + name);
   }
 };
 
@@ -99,7 +103,7 @@ TEST_F(GlueE2E, KilledOrStoppedRunsResumeToTheSameResult) {
   // SIGKILL after step 13: nothing is saved then, the run resumes from step 10's checkpoint.
   const Result killed = run(tiny_args("killed"), "TLORA_GLUE_FAULT=kill:13");
   ASSERT_EQ(killed.exit_code, 128 + 9) << killed.output;
-  EXPECT_EQ(tlora::train::read_train_state(kScratch + "/killed/checkpoint/trainer_state.json").global_step, 10);
+  EXPECT_EQ(tlora::train::read_train_state(scratch() + "/killed/checkpoint/trainer_state.json").global_step, 10);
   const Result resumed = run(tiny_args("killed") + " --resume");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_TRUE(contains(resumed.output, "resuming"));
@@ -108,7 +112,7 @@ TEST_F(GlueE2E, KilledOrStoppedRunsResumeToTheSameResult) {
   const Result stopped = run(tiny_args("stopped"), "TLORA_GLUE_FAULT=term:7");
   ASSERT_EQ(stopped.exit_code, 143) << stopped.output;
   EXPECT_TRUE(contains(stopped.output, "--resume"));
-  EXPECT_EQ(tlora::train::read_train_state(kScratch + "/stopped/checkpoint/trainer_state.json").global_step, 8);
+  EXPECT_EQ(tlora::train::read_train_state(scratch() + "/stopped/checkpoint/trainer_state.json").global_step, 8);
   ASSERT_EQ(run(tiny_args("stopped") + " --resume").exit_code, 0);
 
   for (const std::string out : {"killed", "stopped"}) {
@@ -127,8 +131,8 @@ TEST_F(GlueE2E, KilledOrStoppedRunsResumeToTheSameResult) {
   EXPECT_TRUE(contains(run(tiny_args("whole")).output, "already holds a run"));
 
   // The saved best adapter evaluates to the metrics the run reported for it.
-  const Result eval = run("--eval-only --adapter '" + kScratch + "/whole/best' --data-dir '" + kScratch +
-                          "/data' --model-dir '" + kScratch + "/tiny'");
+  const Result eval = run("--eval-only --adapter '" + scratch() + "/whole/best' --data-dir '" + scratch() +
+                          "/data' --model-dir '" + scratch() + "/tiny'");
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
   const auto report = json::parse(eval.output.substr(eval.output.find('{')));
   EXPECT_EQ(report["sets"][0]["metrics"], json::parse(file("whole", "results.json"))["metrics"]);
@@ -142,9 +146,9 @@ TEST_F(GlueE2E, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
   ASSERT_EQ(r.exit_code, 3) << r.output;
   EXPECT_TRUE(contains(r.output, "not finite") || contains(r.output, "the loss is")) << r.output;
   EXPECT_TRUE(contains(r.output, "last good checkpoint")) << r.output;
-  const auto state = tlora::train::read_train_state(kScratch + "/nan/checkpoint/trainer_state.json");
+  const auto state = tlora::train::read_train_state(scratch() + "/nan/checkpoint/trainer_state.json");
   EXPECT_GE(state.global_step, 1);
-  for (const auto& [name, t] : tlora::safetensors::load(kScratch + "/nan/checkpoint/trainable.safetensors"))
+  for (const auto& [name, t] : tlora::safetensors::load(scratch() + "/nan/checkpoint/trainable.safetensors"))
     EXPECT_TRUE(t.isfinite().all().item<bool>()) << name;
 }
 
@@ -155,21 +159,21 @@ TEST_F(GlueE2E, RefusesBadInputClearly) {
   EXPECT_TRUE(contains(run(tiny_args("bad") + " --data-dir /nonexistent").output, "is not a folder"));
   EXPECT_TRUE(contains(run("--task rte --method full --rank 4").output, "--rank"));
 
-  const std::string broken = kScratch + "/broken/RTE";
+  const std::string broken = scratch() + "/broken/RTE";
   ASSERT_EQ(std::system(("mkdir -p '" + broken + "'").c_str()), 0);
   write(broken + "/train.tsv", head(kGlue + "/RTE/train.tsv", 3) + "17\tonly two columns\n");
   write(broken + "/dev.tsv", head(kGlue + "/RTE/dev.tsv", 5));
-  const Result tsv = run(tiny_args("bad") + " --data-dir '" + kScratch + "/broken'");
+  const Result tsv = run(tiny_args("bad") + " --data-dir '" + scratch() + "/broken'");
   EXPECT_EQ(tsv.exit_code, 1);
   EXPECT_TRUE(contains(tsv.output, "RTE/train.tsv:4")) << tsv.output;
 
   // An adapter trained on the tiny model, evaluated on MiniLM.
   ASSERT_EQ(run(tiny_args("other") + " --epochs 1").exit_code, 0);
-  const Result other = run("--eval-only --adapter '" + kScratch + "/other/best' --data-dir '" + kScratch +
+  const Result other = run("--eval-only --adapter '" + scratch() + "/other/best' --data-dir '" + scratch() +
                            "/data' --model-dir '" + tlora::models::default_model_dir().string() + "'");
   EXPECT_EQ(other.exit_code, 1);
   EXPECT_TRUE(contains(other.output, "trained on another base model")) << other.output;
-  EXPECT_TRUE(contains(run("--eval-only --adapter '" + kScratch + "'").output, "is not a tlora-glue output"));
+  EXPECT_TRUE(contains(run("--eval-only --adapter '" + scratch() + "'").output, "is not a tlora-glue output"));
 }
 
 }  // namespace
@@ -179,8 +183,8 @@ namespace {
 // 640 MRPC training examples, four epochs: TLoRA (12,300 adapter parameters and the head) must
 // learn something beyond predicting "paraphrase" for every pair.
 TEST(GlueLearning, ShortTLoRARunOnMrpcBeatsTheMajorityClass) {
-  const std::string out = kScratch + "/mrpc";
-  ASSERT_EQ(std::system(("rm -rf '" + out + "'").c_str()), 0);
+  const std::string out = scratch() + "/mrpc";
+  ASSERT_EQ(std::system(("rm -rf '" + scratch() + "' && mkdir -p '" + scratch() + "'").c_str()), 0);
   const Result r = run("--task mrpc --data-dir '" + kGlue + "' --max-train-samples 640 --epochs 4 --lr 2e-2 "
                        "--max-seq-length 64 --threads 1 --output-dir '" + out + "'");
   ASSERT_EQ(r.exit_code, 0) << r.output;
