@@ -36,14 +36,6 @@ bool is_adapter_method(const std::string& method) {
   return method != "full" && method != "head-only";
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  TORCH_CHECK(in, "cannot read ", path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // config.json's bytes and the weight files' sizes: cheap, and different for any other model.
 std::string base_digest(const std::string& model_dir) {
   const std::string config = read_text(model_dir + "/config.json");
@@ -72,12 +64,13 @@ Classifier wrap(Holder model) {
   return c;
 }
 
-bool under(const std::string& name, const std::string& module) {
-  return name.size() > module.size() && name.compare(0, module.size(), module) == 0 &&
-         name[module.size()] == '.';
-}
-
 }  // namespace
+
+bool in_modules(const std::string& name, const std::vector<std::string>& modules) {
+  for (const auto& m : modules)
+    if (name.size() > m.size() && name.compare(0, m.size(), m) == 0 && name[m.size()] == '.') return true;
+  return false;
+}
 
 Classifier load_classifier(const std::string& model_dir, int64_t num_labels, uint64_t seed) {
   TORCH_CHECK(is_directory(model_dir), "model folder ", model_dir,
@@ -115,9 +108,7 @@ void prepare_method(Classifier& c, const RunConfig& config) {
     return;
   }
   for (auto& item : c.module->named_parameters()) {
-    bool head = false;
-    for (const auto& m : c.head_modules) head = head || under(item.key(), m);
-    item.value().set_requires_grad(config.method == "full" || head);
+    item.value().set_requires_grad(config.method == "full" || in_modules(item.key(), c.head_modules));
   }
 }
 

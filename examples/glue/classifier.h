@@ -44,6 +44,9 @@ Classifier load_classifier(const std::string& model_dir, int64_t num_labels, uin
 // head (head-only), or leaves everything trainable (full).
 void prepare_method(Classifier& classifier, const RunConfig& config);
 
+// Whether the parameter `name` lies inside one of the module paths `modules`.
+bool in_modules(const std::string& name, const std::vector<std::string>& modules);
+
 // The parameters that require grad, by name.
 std::vector<std::pair<std::string, at::Tensor>> trainable_parameters(const Classifier& classifier);
 

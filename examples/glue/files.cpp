@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
+#include <fstream>
+#include <sstream>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -73,6 +75,14 @@ void recover_directory(const std::string& target) {
   if (!exists(target) && is_directory(old))
     TORCH_CHECK(::rename(old.c_str(), target.c_str()) == 0, "cannot move ", old, " back to ",
                 target, ": ", reason());
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  TORCH_CHECK(in, "cannot read ", path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 void append_line(const std::string& path, const std::string& line) {

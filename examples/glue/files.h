@@ -19,6 +19,8 @@ void remove_flat_directory(const std::string& path);
 void replace_directory(const std::string& staging, const std::string& target);
 // Undoes a replace_directory interrupted between its two renames.
 void recover_directory(const std::string& target);
+// The whole contents of the file at `path`; throws naming it when it cannot be read.
+std::string read_text(const std::string& path);
 // Appends `line` and a newline to `path` and flushes it to disk.
 void append_line(const std::string& path, const std::string& line);
 

@@ -10,6 +10,7 @@
 #include "tlora/adapters.h"
 #include "tlora/atomic_file.h"
 #include "tlora/dist.h"
+#include "tlora/finite_check.h"
 #include "tlora/glue/scores.h"
 #include "tlora/host_linear.h"
 #include "tlora/progress.h"
@@ -70,19 +71,6 @@ struct Paths {
         config(out + "/config.json"), results(out + "/results.json") {}
   std::string out, checkpoint, best, metrics, config, results;
 };
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-bool under(const std::string& name, const std::vector<std::string>& modules) {
-  for (const auto& m : modules)
-    if (name.size() > m.size() && name.compare(0, m.size(), m) == 0 && name[m.size()] == '.') return true;
-  return false;
-}
 
 // The CPU generator drives the model's own dropout; its state is part of a resumable run.
 std::vector<uint8_t> cpu_rng_state() {
@@ -209,7 +197,7 @@ class Trainer {
   void make_optimizer() {
     std::vector<torch::Tensor> buckets[2][2];  // [head][decay]
     for (const auto& [name, p] : trainable_) {
-      const bool head = under(name, classifier_.head_modules);
+      const bool head = in_modules(name, classifier_.head_modules);
       const bool no_decay = name.ends_with(".bias") || name.find("LayerNorm") != std::string::npos;
       buckets[head][!no_decay].push_back(p);
     }
@@ -303,13 +291,6 @@ class Trainer {
     return null_stream_;
   }
 
-  // The first parameter whose gradient holds a NaN or an infinity.
-  std::string non_finite_gradient() const {
-    for (const auto& [name, p] : trainable_)
-      if (p.grad().defined() && !p.grad().isfinite().all().item<bool>()) return name;
-    return "";
-  }
-
   std::optional<Stop> train_epoch(int64_t epoch) {
     tlora::glue::BatchingOptions batching;
     batching.batch_size = config_.batch_size;
@@ -358,9 +339,11 @@ class Trainer {
         loss.backward();
       }
       dist_.all_reduce_gradients(*classifier_.module);
-      if (const std::string bad = non_finite_gradient(); !bad.empty())
+      if (const auto bad = tlora::find_non_finite_gradient(*classifier_.module))
         return Stop{kExitNonFinite,
-                    non_finite_message(fmt::format("the gradient of {} is not finite", bad), epoch, b)};
+                    non_finite_message(fmt::format("the gradient of {} is not finite ({} NaN, {} inf of {})",
+                                                   bad->parameter, bad->nan_count, bad->inf_count, bad->numel),
+                                       epoch, b)};
       if (config_.max_grad_norm > 0) clip_gradients();
       optimizer_->step();
 
