@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build needs, once per machine and outside the clone:
 #   - Debian packages (compilers' libraries: fmt, nlohmann-json, GoogleTest, Google Benchmark,
-#     CLI11, utf8proc, ccache; gloo's headers, which LibTorch's ProcessGroupGloo.hpp needs);
+#     CLI11, utf8proc, ccache; gloo's headers, which LibTorch's ProcessGroupGloo.hpp needs; clang
+#     and its sanitizer/libFuzzer runtimes for scripts/sanitize.sh and scripts/fuzz.sh);
 #   - a Python environment in $TLORA_HOME/venv (default ~/.cache/tlora) with torch, cmake, ninja.
 # Idempotent and silent when everything is already there.
 set -euo pipefail
@@ -12,7 +13,7 @@ REQUIREMENTS="$REPO/scripts/requirements.txt"
 VENV="$TLORA_HOME/venv"
 LOG="$TLORA_HOME/setup.log"
 DEBIAN_PACKAGES=(ccache libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev
-                 libbenchmark-dev libcli11-dev libutf8proc-dev libgloo-dev)
+                 libbenchmark-dev libcli11-dev libutf8proc-dev libgloo-dev clang libclang-rt-dev)
 
 say() { echo "tlora setup: $*" >&2; }
 fail() { say "FAILED: $*"; [[ -s "$LOG" ]] && say "last lines of $LOG:" && tail -n 20 "$LOG" >&2; exit 1; }
