@@ -84,9 +84,15 @@ TEST(TrainState, RefusesCorruptedStates) {
     return j.dump();
   };
   const auto gone = nlohmann::json(nlohmann::json::value_t::discarded);
+  // Found by the resume_state fuzz target: nlohmann throws out_of_range for a number beyond
+  // double's range, not parse_error.
+  std::string overflow = good;
+  const size_t at = overflow.find("\"epoch_loss_sum\": ");
+  overflow.replace(at, overflow.find(',', at) - at, "\"epoch_loss_sum\": 1e999");
   const std::vector<std::pair<std::string, std::string>> cases{
       {good.substr(0, good.size() / 2), "not valid JSON"},
       {"[1, 2]", "expected a JSON object"},
+      {overflow, "number overflow"},
       {edit("version", 99), "unsupported version 99"},
       {edit("epoch", -1), "'epoch' must be >= 0"},
       {edit("global_step", "12"), "'global_step' must be an integer"},

@@ -86,7 +86,8 @@ def main():
                               doc["adapters"][0]["layers"][0]["out_features"])
         out.append(f"cos(ΔW_a, ΔW_b): {span(cos)}, positive in {sum(c > 0 for c in cos)} of {len(cos)} "
                    f"layers; noise level 1/√(out·in) = {noise:.4f}")
-        out.append(f"full-weight cosine: min {min(l['full_weight_cosine'] for l in layers):.4f}")
+        out.append(f"full-weight cosine cos(W0 + ΔW_a, W0 + ΔW_b): "
+                   f"{span([l['full_weight_cosine'] for l in layers], 4)}")
         for side in ("left", "right"):
             angles = [math.degrees(t) for l in layers for t in l[f"{side}_angles"]]
             smallest = [math.degrees(min(l[f"{side}_angles"])) for l in layers]

@@ -88,7 +88,7 @@ TrainState parse_train_state(std::string_view text, std::string_view source) {
   json j;
   try {
     j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past double
     TORCH_CHECK(false, source, ": not valid JSON: ", e.what());
   }
   TORCH_CHECK(j.is_object(), source, ": expected a JSON object");
