@@ -104,10 +104,10 @@ TEST(TrainState, RefusesCorruptedStates) {
       {edit("train_seconds", -1.0), "'train_seconds' must be finite and >= 0"},
       {edit("dropout_calls", nlohmann::json{{"x", -3}}), "dropout_calls['x']"},
   };
-  for (const auto& [text, message] : cases)
-    EXPECT_TRUE(contains(error_of([&] { train::parse_train_state(text, "ckpt/trainer_state.json"); }),
-                         message))
-        << text;
+  for (const auto& c : cases)  // not a structured binding: clang 14 cannot capture one
+    EXPECT_TRUE(contains(error_of([&] { train::parse_train_state(c.first, "ckpt/trainer_state.json"); }),
+                         c.second))
+        << c.first;
   EXPECT_TRUE(contains(error_of([&] { train::parse_train_state("{", "ckpt/trainer_state.json"); }),
                        "ckpt/trainer_state.json"));
 }
