@@ -139,7 +139,8 @@ TEST(Analysis, FactorsAndEntriesAreThoseOfEachKind) {
     const auto layers = tlora::analyze_adapter(*model, "default");
     ASSERT_EQ(layers.size(), 8u);
     EXPECT_EQ(layers.front().path, "encoder.layer.0.attention.self.query") << "module order";
-    const auto& [path, host] = hosts_with(*model, "default").front();
+    const auto hosts = hosts_with(*model, "default");  // .front() of the temporary would dangle
+    const auto& [path, host] = hosts.front();
     const auto parameters = host->adapter("default")->named_parameters();
     std::set<std::string> names;
     for (const auto& [name, statistics] : layers.front().entries) {

@@ -254,26 +254,30 @@ void init_parameters(torch::nn::Module& model, const std::vector<std::string>& n
     const std::string path = dot == std::string::npos ? "" : name.substr(0, dot);
     const std::string local = dot == std::string::npos ? name : name.substr(dot + 1);
     const auto owner = owners.find(path);
-    at::Tensor* tensor =
-        owner == owners.end() ? nullptr : owner->second->named_parameters(false).find(local);
-    TORCH_CHECK(tensor != nullptr, "init_parameters: the model has no parameter '", name, "'");
+    // A handle, not a pointer into named_parameters()'s dictionary, which is a temporary.
+    at::Tensor tensor;
+    if (owner != owners.end()) {
+      const auto parameters = owner->second->named_parameters(false);
+      if (const at::Tensor* found = parameters.find(local)) tensor = *found;
+    }
+    TORCH_CHECK(tensor.defined(), "init_parameters: the model has no parameter '", name, "'");
     torch::nn::Module* module = owner->second;
     if (dynamic_cast<LinearImpl*>(module) != nullptr) {
       if (local == "weight") {
-        fill_normal(*tensor, std, generator);
+        fill_normal(tensor, std, generator);
         continue;
       }
       if (local == "bias") {
-        tensor->zero_();
+        tensor.zero_();
         continue;
       }
     } else if (auto* embedding = dynamic_cast<torch::nn::EmbeddingImpl*>(module)) {
-      fill_normal(*tensor, std, generator);
+      fill_normal(tensor, std, generator);
       if (const auto& padding = embedding->options.padding_idx())
-        tensor->select(0, *padding).zero_();
+        tensor.select(0, *padding).zero_();
       continue;
     } else if (dynamic_cast<torch::nn::LayerNormImpl*>(module) != nullptr) {
-      local == "weight" ? tensor->fill_(1.0) : tensor->zero_();
+      local == "weight" ? tensor.fill_(1.0) : tensor.zero_();
       continue;
     }
     TORCH_CHECK(false, "init_parameters: no transformers initialisation for '", name, "' (a ",
