@@ -136,16 +136,16 @@ def write_report(path, budget, table, planned, threads):
         "|---|---|---|---|---|---|---|",
     ]
     for (task, method), runs in table.items():
+        base = majority(task)
+        if base and method == next(m for (t, m) in table if t == task):
+            for metric, value in base.items():
+                lines.append(f"| {task} | {metric} | majority class | 0 | {100 * value:.1f} | – | – |")
         if not runs:
             continue
         for metric in runs[0]["metrics"]:
             seconds = statistics.median(r["train_seconds"] for r in runs)
             lines.append(f"| {task} | {metric} | {method} | {runs[0]['trainable_params']:,} | "
                          f"{cell([r['metrics'][metric] for r in runs])} | {len(runs)} | {seconds:.0f} |")
-        base = majority(task)
-        if base and method == next(m for (t, m) in table if t == task):
-            for metric, value in base.items():
-                lines.append(f"| {task} | {metric} | majority class | 0 | {100 * value:.1f} | – | – |")
     missing = [f"{t}/{m}: {planned[(t, m)] - len(r)} of {planned[(t, m)]}" for (t, m), r in table.items()
                if len(r) < planned[(t, m)]]
     if missing:
