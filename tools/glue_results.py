@@ -95,6 +95,14 @@ def cell(values):
     return f"{statistics.median(values):.1f} ({min(values):.1f}–{max(values):.1f})"
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown CPU"
+
+
 KEPT_SECTIONS = ("\n## Earlier runs", "\n## Training throughput")
 
 
@@ -132,6 +140,8 @@ def write_report(path, budget, table, planned, threads):
         "",
         "Produced by `python3 tools/glue_results.py --budget " + budget + "` (rerun it to reproduce; it",
         "continues an interrupted grid). Model: all-MiniLM-L6-v2 (the pip package), dev sets, best epoch.",
+        f"Every number is from a run of ours ({cpu_name()}, {os.cpu_count()} cores), "
+        "except the paper's table, marked as theirs.",
         budget_text(budget, threads),
         *([] if budget == "full" else [
             "", "**Not the paper's recipe.** The `full` budget (the paper's 30 epochs on all data, 3 seeds,",
