@@ -103,7 +103,7 @@ def cpu_name():
         return "unknown CPU"
 
 
-KEPT_SECTIONS = ("\n## Earlier runs", "\n## Training throughput")
+KEPT_SECTIONS = ("\n## Reading the grid", "\n## Earlier runs", "\n## Training throughput")
 
 
 def majority(task):
