@@ -71,11 +71,13 @@ def run_args(binary, out, task, method, seed, budget, threads):
     return args
 
 
-def run_one(binary, runs_dir, task, method, seed, budget, threads):
+def run_one(binary, runs_dir, task, method, seed, budget, threads, start=True):
     out = runs_dir / f"{task}-{method}-seed{seed}"
     results = out / "results.json"
     if results.exists():
         return json.loads(results.read_text())
+    if not start:
+        return None
     args = run_args(binary, out, task, method, seed, budget, threads)
     if (out / "checkpoint" / "trainer_state.json").exists():
         args.append("--resume")
@@ -189,6 +191,8 @@ def main():
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (give each a core)")
     p.add_argument("--report", default=str(REPO / "docs/results.md"))
+    p.add_argument("--report-only", action="store_true",
+                   help="write the report from the finished runs in --runs-dir; start none")
     a = p.parse_args()
     runs_dir = Path(a.runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -204,7 +208,8 @@ def main():
     plan.sort(key=lambda job: job[0])
     results = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
-        futures = {pool.submit(run_one, a.binary, runs_dir, t, m, s, a.budget, a.threads): (t, m, s)
+        futures = {pool.submit(run_one, a.binary, runs_dir, t, m, s, a.budget, a.threads,
+                               not a.report_only): (t, m, s)
                    for _, t, m, s in plan}
         for future in concurrent.futures.as_completed(futures):
             results[futures[future]] = future.result()
