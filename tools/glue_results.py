@@ -113,7 +113,9 @@ def majority(task):
     if task not in DEV_LABELS:
         return None
     folder, column, header = DEV_LABELS[task]
-    with open(REPO.parent / "shared" / "data" / "glue" / folder / "dev.tsv", encoding="utf-8-sig") as f:
+    # Where tlora-glue looks first: $GLUE_DIR, then ../shared/data/glue.
+    glue = Path(os.environ.get("GLUE_DIR") or REPO.parent / "shared" / "data" / "glue")
+    with open(glue / folder / "dev.tsv", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1 if header else 0:]
     labels = [r[column] for r in rows if r]
     top = max(set(labels), key=labels.count)
@@ -136,7 +138,7 @@ def budget_text(budget, threads):
             + (f"; learning rates replaced: {lrs}" if lrs else "") + ".")
 
 
-def write_report(path, budget, table, planned, threads):
+def write_report(path, budget, table, planned, threads, jobs):
     lines = [
         "# GLUE results",
         "",
@@ -147,10 +149,11 @@ def write_report(path, budget, table, planned, threads):
         budget_text(budget, threads),
         *([] if budget == "full" else [
             "", "**Not the paper's recipe.** The `full` budget (the paper's 30 epochs on all data, 3 seeds,",
-            "and full fine-tuning) needs roughly 100 CPU-hours on this 2-core machine by this budget's measured",
+            "and full fine-tuning) needs roughly 100 CPU-hours on a 2-core machine by the medium budget's measured",
             "epoch times (10× its small-task epochs, 30× its SST-2 epoch, four methods) and has not been run;",
             "this budget is what fits in a session, with learning rates that learn in 3 epochs.", ""]),
-        "Cells: median over seeds (min–max), in %; train s is wall time with two runs sharing the 2 cores.",
+        f"Cells: median over seeds (min–max), in %; train s is wall time with {jobs} run(s) at once on "
+        f"{os.cpu_count()} cores.",
         "",
         "| task | metric | method | trainable params | score | seeds | train s (median) |",
         "|---|---|---|---|---|---|---|",
@@ -213,10 +216,9 @@ def main():
                    for _, t, m, s in plan}
         for future in concurrent.futures.as_completed(futures):
             results[futures[future]] = future.result()
-            table = {key: [results[(key[0], key[1], s)] for s in sorted(
-                         s for (t, m, s) in results if (t, m) == key) if results[(key[0], key[1], s)]]
+            table = {key: [r for (t, m, _), r in sorted(results.items()) if (t, m) == key and r]
                      for key in planned}
-            write_report(Path(a.report), a.budget, table, planned, a.threads)
+            write_report(Path(a.report), a.budget, table, planned, a.threads, a.jobs)
     print(f"wrote {a.report}")
 
 
