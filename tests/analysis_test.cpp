@@ -96,7 +96,9 @@ TEST(Analysis, FactoredDeltaAndItsSvdMatchDenseLinearAlgebraForEveryKind) {
       const at::Tensor reference = adapter.delta_weight().to(at::kDouble);
       ASSERT_EQ(dense.sizes(), host->weight.sizes());
       shapes.emplace(dense.size(0), dense.size(1));
-      EXPECT_LE(max_abs(dense - reference), 1e-5 * max_abs(reference));
+      // ΔW = α·B·(M·A) in float32: two chained products of at most r terms.
+      EXPECT_LE(max_abs(dense - reference),
+                tlora::testing::rounding_tolerance(at::kFloat, max_abs(reference), delta.core.size(0), 2));
 
       const at::Tensor full = at::linalg_svdvals(dense);  // min(out, in) values, float64
       const tlora::DeltaSVD svd = tlora::delta_svd(delta);

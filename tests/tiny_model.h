@@ -2,6 +2,7 @@
 // (encoder.layer.N.attention.self.query, ...), for patching and checkpoint tests.
 #pragma once
 
+#include "tolerance.h"
 #include "tlora/host_linear.h"
 
 #include <ATen/ATen.h>
@@ -70,5 +71,12 @@ struct TinyEncoderImpl : torch::nn::Module {
   Linear classifier{nullptr};
 };
 TORCH_MODULE(TinyEncoder);
+
+/// The rounding tolerance (tolerance.h) of a default TinyEncoder's output against another
+/// evaluation that rounds differently (merged weights, double weights): four products of at
+/// most 24 terms in each of its 2 layers, and the head.
+inline double tiny_encoder_tolerance(const at::Tensor& reference) {
+  return float32_tolerance(reference, 24, 4 * 2 + 1);
+}
 
 }  // namespace tlora::testing
