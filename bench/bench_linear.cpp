@@ -4,6 +4,7 @@
 // CUDA also each step's peak memory and the fused kernels' bandwidth against a device-to-device
 // copy. README.md describes the output.
 
+#include "machine.h"
 #include "run_main.h"
 #include "tlora/live_bytes.h"
 
@@ -218,14 +219,6 @@ Shape parse_shape(const std::string& text) {
   return s;
 }
 
-std::string cpu_model() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  for (std::string line; std::getline(cpuinfo, line);) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown";
-}
-
 // The ratio, or null when the denominator is not positive (noise can make composed ≤ base).
 json ratio(double num, double den) { return den > 0 ? json(num / den) : json(nullptr); }
 
@@ -431,10 +424,13 @@ int run(int argc, char** argv) {
         case_json(cases[ci], times, kept[ci], peaks[ci], kernels[ci], dtype_name, device_name));
   }
   print_table(out_cases, cuda);
+  fmt::print("\n{} threads, {} on {}; cpu {} (bf16 instructions: {})\n", at::get_num_threads(), dtype_name,
+             device_name, tlora::bench::cpu_model(), tlora::bench::cpu_bf16_text());
   if (!json_path.empty()) {
     const json doc = {{"machine",
                        {{"threads", at::get_num_threads()},
-                        {"cpu", cpu_model()},
+                        {"cpu", tlora::bench::cpu_model()},
+                        {"cpu_bf16", tlora::cpu_bf16_instructions()},
                         {"torch", TORCH_VERSION},
                         {"device", device_name}}},
                       {"settings", {{"repetitions", repetitions}, {"min_time_s", min_time}}},

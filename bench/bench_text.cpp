@@ -3,6 +3,7 @@
 // it next to bench/hf_text_baseline.py, which measures Hugging Face the same way; README.md
 // describes both.
 
+#include "machine.h"
 #include "run_main.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/loading.h"
@@ -101,14 +102,6 @@ json timing(const std::vector<double>& seconds, const std::string& unit, double 
           {"min_s", best},
           {unit + "_per_s", items / med},
           {"best_" + unit + "_per_s", items / best}};
-}
-
-std::string cpu_model() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  for (std::string line; std::getline(cpuinfo, line);) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown";
 }
 
 // Mean of the last hidden state over each sentence's real tokens: [batch, hidden].
@@ -261,7 +254,7 @@ int run(int argc, char** argv) {
   if (!json_path.empty()) {
     const json doc = {
         {"implementation", "tlora"},
-        {"machine", {{"cpu", cpu_model()}, {"torch", TORCH_VERSION}}},
+        {"machine", {{"cpu", tlora::bench::cpu_model()}, {"torch", TORCH_VERSION}}},
         {"settings",
          {{"model_dir", dir.string()},
           {"data", data_path},

@@ -4,10 +4,12 @@
 // bench/hf_train_baseline.py, which times transformers + PEFT the same way; README.md describes
 // both.
 
+#include "machine.h"
 #include "run_main.h"
 #include "tlora/inject.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/loading.h"
+#include "tlora/precision.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/ops/randint.h>
@@ -17,6 +19,8 @@
 #include <torch/optim/adamw.h>
 #include <torch/utils.h>
 #include <torch/version.h>
+
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <array>
@@ -51,6 +55,7 @@ struct Settings {
   int warmup = 2, steps = 2, repetitions = 5;
   uint64_t seed = 0;
   double lr = 1e-3, weight_decay = 0.01;
+  tlora::Precision precision = tlora::Precision::Float32;
 };
 
 // The fixed batch every step trains on: random ids over the whole vocabulary, no padding.
@@ -94,6 +99,7 @@ struct Trainee {
   std::string method;
   models::BertForSequenceClassification model{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer;
+  tlora::Precision precision = tlora::Precision::Float32;
   int64_t trainable = 0, total = 0;
   std::vector<std::array<double, 3>> repetitions;  // seconds per step of each phase
   std::vector<double> losses;                      // of every step, warmup included
@@ -102,7 +108,7 @@ struct Trainee {
 Trainee make_trainee(const std::string& method, const Settings& s) {
   models::EncoderConfig config = models::EncoderConfig::from_pretrained(s.model_dir);
   config.num_labels = 2;
-  Trainee t{method, models::BertForSequenceClassification(config), nullptr};
+  Trainee t{method, models::BertForSequenceClassification(config), nullptr, s.precision};
   models::LoadOptions load;
   load.seed = s.seed;
   models::load_weights(*t.model, s.model_dir, load);
@@ -112,6 +118,11 @@ Trainee make_trainee(const std::string& method, const Settings& s) {
     }
   } else {
     tlora::inject(*t.model, adapter_config(method, s.seed));
+  }
+  if (s.precision == tlora::Precision::BFloat16Mixed) {
+    tlora::cast_frozen_matrices_(*t.model, at::kBFloat16);
+  } else if (s.precision == tlora::Precision::BFloat16) {
+    t.model->to(at::kBFloat16);
   }
   std::vector<at::Tensor> trained;
   for (const at::Tensor& p : t.model->parameters()) {
@@ -134,7 +145,12 @@ double since(Clock::time_point start) {
 // One full training step; adds each phase's seconds to `phases`.
 void train_step(Trainee& t, const Batch& b, std::array<double, 3>& phases) {
   const auto start = Clock::now();
-  const at::Tensor loss = t.model->loss(t.model->forward(b.input_ids, b.attention_mask), b.labels);
+  at::Tensor loss;
+  {
+    const tlora::AutocastGuard autocast(at::kCPU, at::kBFloat16,
+                                        t.precision == tlora::Precision::BFloat16Mixed);
+    loss = t.model->loss(t.model->forward(b.input_ids, b.attention_mask).to(at::kFloat), b.labels);
+  }
   const auto forward_end = Clock::now();
   loss.backward();
   const auto backward_end = Clock::now();
@@ -220,12 +236,11 @@ Shape parse_shape(const std::string& text) {
   return s;
 }
 
-std::string cpu_model() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  for (std::string line; std::getline(cpuinfo, line);) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown";
+// The process's peak resident set so far, in MiB.
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // kilobytes on Linux
 }
 
 void print_table(const json& cases) {
@@ -275,8 +290,14 @@ int run(int argc, char** argv) {
   app.add_option("--seed", s.seed, "seed of the batch, the new head and the adapters");
   app.add_option("--threads", threads, "torch intra-op threads (default: torch's choice)")
       ->check(CLI::PositiveNumber);
+  std::string precision = "fp32";
+  app.add_option("--precision", precision,
+                 "fp32, bf16-mixed (bfloat16 products and frozen base, float32 trainable "
+                 "weights, as torch.autocast) or bf16 (the whole model)")
+      ->check(CLI::IsMember({"fp32", "bf16-mixed", "bf16"}))->capture_default_str();
   app.add_option("--json", json_path, "write the results to this file");
   CLI11_PARSE(app, argc, argv);
+  s.precision = tlora::parse_precision(precision);
 
   std::vector<Shape> shapes = {{32, 128}, {32, 64}};
   if (!shape_texts.empty()) {
@@ -294,13 +315,14 @@ int run(int argc, char** argv) {
   json cases = json::array();
   for (const Shape& shape : shapes) cases.push_back(run_case(shape, methods, s));
   print_table(cases);
-  fmt::print("\n{} threads, fp32, {} warmup steps, {} repetitions of {} steps per method; phases "
-             "are medians of seconds per step\n",
-             at::get_num_threads(), s.warmup, s.repetitions, s.steps);
+  fmt::print("\n{} threads, {}, {} warmup steps, {} repetitions of {} steps per method; phases "
+             "are medians of seconds per step; peak RSS {:.0f} MiB; cpu {} (bf16 instructions: {})\n",
+             at::get_num_threads(), precision, s.warmup, s.repetitions, s.steps, peak_rss_mib(),
+             tlora::bench::cpu_model(), tlora::bench::cpu_bf16_text());
 
   if (!json_path.empty()) {
     const json doc = {{"implementation", "tlora"},
-                      {"machine", {{"cpu", cpu_model()}, {"torch", TORCH_VERSION}}},
+                      {"machine", {{"cpu", tlora::bench::cpu_model()}, {"cpu_bf16", tlora::cpu_bf16_instructions()}, {"torch", TORCH_VERSION}}},
                       {"settings",
                        {{"model_dir", s.model_dir.string()},
                         {"warmup", s.warmup},
@@ -310,8 +332,9 @@ int run(int argc, char** argv) {
                         {"threads", at::get_num_threads()},
                         {"lr", s.lr},
                         {"weight_decay", s.weight_decay},
-                        {"dtype", "fp32"},
+                        {"dtype", precision},
                         {"clock", "std::chrono::steady_clock, wall time"}}},
+                      {"peak_rss_mib", peak_rss_mib()},
                       {"cases", cases}};
     json_file << doc.dump(2) << "\n";
     if (!json_file) throw std::runtime_error("cannot write " + json_path);

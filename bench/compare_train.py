@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""tlora's training throughput against transformers + PEFT on one CPU, in one run: runs
-tlora-bench-train, then bench/hf_train_baseline.py (one after the other, never at the same
-time) with the same model, batch shapes, methods, threads and repetitions; checks that both
-trained on the same batch (sums of the ids and labels) with the same number of trainable
-parameters per method; prints a table (Markdown) of steps/s with the ratio ours/theirs, and
-writes one JSON with both sides. Exits 1 when the check fails (the JSON is written all the
-same): a comparison of different work is worthless.
+"""tlora's training throughput against transformers + PEFT on one CPU, in one run, in float32 and
+in bfloat16 mixed precision: runs tlora-bench-train (--precision fp32 and bf16-mixed), then
+bench/hf_train_baseline.py (fp32 and under torch.autocast with bfloat16), one after the other,
+never at the same time, with the same model, batch shapes, methods, threads and repetitions;
+checks that every side trained on the same batch (sums of the ids and labels) with the same
+number of trainable parameters per method; prints a table (Markdown) of steps/s with the ratios,
+and writes one JSON with every side. Exits 1 when the check fails (the JSON is written all the
+same): a comparison of different work is worthless. With --memory it also runs each method of
+each side in a process of its own, for the peak resident memory of its training steps.
 
+    scripts/bench-deps.sh    # once per machine: transformers, peft into ~/.cache/tlora/venv
     ~/.cache/tlora/venv/bin/python bench/compare_train.py --threads 2 --json bench_train.json
 """
 import argparse
@@ -20,8 +23,12 @@ import tempfile
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
 METHODS = ("head_only", "lora", "tlora")
-# Issue 6's goal for the adapters: our steps/s at least this many times theirs.
-GOAL = 1.5
+# The sides, in table order: (key, program, --precision).
+SIDES = (("tlora_fp32", "tlora", "fp32"), ("tlora_bf16", "tlora", "bf16-mixed"),
+         ("hf_fp32", "hf", "fp32"), ("hf_bf16", "hf", "bf16-autocast"))
+# Issue 19's goals for bf16-mixed, as (numerator side, denominator side, factor).
+GOALS = (("tlora_bf16", "tlora_fp32", 2.0), ("tlora_bf16", "hf_fp32", 3.0),
+         ("tlora_bf16", "hf_bf16", 1.5))
 
 
 def default_model_dir():
@@ -38,80 +45,100 @@ def run(command, **kwargs):
     subprocess.run([str(c) for c in command], check=True, **kwargs)
 
 
-def parity(ours, hf):
-    """Every difference between what the two sides trained: shapes, batch, trainable counts."""
+def run_side(program, precision, binary, common, out):
+    """One side's JSON: tlora-bench-train or hf_train_baseline.py in `precision`."""
+    command = [binary] if program == "tlora" else [sys.executable, HERE / "hf_train_baseline.py"]
+    # Their stdout is the table or the JSON they also write to the file.
+    run([*command, *common, "--precision", precision, "--json", out], stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+def parity(docs):
+    """Every difference between what the sides trained: shapes, batch, trainable counts."""
     problems = []
-    if len(ours["cases"]) != len(hf["cases"]):
-        problems.append(f"{len(ours['cases'])} cases against {len(hf['cases'])}")
-    for a, b in zip(ours["cases"], hf["cases"]):
-        shape = f"{a['batch']}x{a['seq']}"
-        for key in ("batch", "seq", "input_ids_sum", "labels_sum"):
-            if a[key] != b[key]:
-                problems.append(f"{shape}: {key} is {a[key]} in tlora, {b[key]} in HF")
-        if a["methods"].keys() != b["methods"].keys():
-            problems.append(f"{shape}: methods {sorted(a['methods'])} against {sorted(b['methods'])}")
-        for m in a["methods"].keys() & b["methods"].keys():
-            ta, tb = a["methods"][m]["trainable_params"], b["methods"][m]["trainable_params"]
-            if ta != tb:
-                problems.append(f"{shape} {m}: {ta} trainable parameters in tlora, {tb} in HF")
+    first_key, first = next(iter(docs.items()))
+    for key, doc in docs.items():
+        if len(doc["cases"]) != len(first["cases"]):
+            problems.append(f"{len(doc['cases'])} cases in {key}, {len(first['cases'])} in {first_key}")
+        for a, b in zip(first["cases"], doc["cases"]):
+            shape = f"{a['batch']}x{a['seq']}"
+            for field in ("batch", "seq", "input_ids_sum", "labels_sum"):
+                if a[field] != b[field]:
+                    problems.append(f"{shape}: {field} is {a[field]} in {first_key}, {b[field]} in {key}")
+            if a["methods"].keys() != b["methods"].keys():
+                problems.append(f"{shape}: methods {sorted(a['methods'])} in {first_key}, "
+                                f"{sorted(b['methods'])} in {key}")
+            for m in a["methods"].keys() & b["methods"].keys():
+                ta, tb = a["methods"][m]["trainable_params"], b["methods"][m]["trainable_params"]
+                if ta != tb:
+                    problems.append(f"{shape} {m}: {ta} trainable parameters in {first_key}, {tb} in {key}")
     return {"problems": problems, "ok": not problems}
 
 
-def ratios(ours, hf):
-    """Per case and method: ours over theirs in steps/s, from the medians and from the best
-    repetitions."""
+def steps_per_s(docs, key, case, method):
+    return docs[key]["cases"][case]["methods"][method]["steps_per_s"]
+
+
+def ratios(docs):
+    """Per case and method: the goals' ratios and ours over theirs in fp32, from the medians."""
     out = []
-    for a, b in zip(ours["cases"], hf["cases"]):
+    for c, case in enumerate(docs["tlora_fp32"]["cases"]):
         per_method = {}
-        for m in a["methods"].keys() & b["methods"].keys():
-            x, y = a["methods"][m], b["methods"][m]
-            per_method[m] = {"median": x["steps_per_s"] / y["steps_per_s"],
-                             "best": x["best_steps_per_s"] / y["best_steps_per_s"]}
-        out.append({"batch": a["batch"], "seq": a["seq"], "tlora_over_hf": per_method})
+        for m in case["methods"]:
+            r = {f"{a}/{b}": steps_per_s(docs, a, c, m) / steps_per_s(docs, b, c, m)
+                 for a, b, _ in GOALS}
+            r["tlora_fp32/hf_fp32"] = steps_per_s(docs, "tlora_fp32", c, m) / steps_per_s(docs, "hf_fp32", c, m)
+            per_method[m] = r
+        out.append({"batch": case["batch"], "seq": case["seq"], "ratios": per_method})
     return out
 
 
-def over_head_only(case, method):
-    ms = case["methods"]
-    if "head_only" not in ms:
-        return "n/a"
-    return f"{ms[method]['median_step_s'] / ms['head_only']['median_step_s']:.2f}×"
-
-
 def print_table(doc):
-    ours, hf = doc["tlora"], doc["huggingface"]
-    print("\n| B×L | method | tlora steps/s | HF steps/s | tlora/HF (median) | tlora/HF (best) "
-          "| tlora tokens/s | HF tokens/s | step / head-only (tlora, HF) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for a, b, r in zip(ours["cases"], hf["cases"], doc["ratios"]):
+    docs = doc["sides"]
+    print("\n| B×L | method | tlora fp32 | tlora bf16-mixed | HF fp32 | HF bf16 autocast "
+          "| bf16/fp32 (ours) | ours bf16 / HF fp32 | ours bf16 / HF autocast | ours/HF in fp32 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for c, r in enumerate(doc["ratios"]):
         for m in METHODS:
-            if m not in r["tlora_over_hf"]:
+            if m not in r["ratios"]:
                 continue
-            x, y, q = a["methods"][m], b["methods"][m], r["tlora_over_hf"][m]
-            print(f"| {a['batch']}×{a['seq']} | {m} | {x['steps_per_s']:.3f} | "
-                  f"{y['steps_per_s']:.3f} | {q['median']:.2f}× | {q['best']:.2f}× | "
-                  f"{x['tokens_per_s']:.0f} | {y['tokens_per_s']:.0f} | "
-                  f"{over_head_only(a, m)}, {over_head_only(b, m)} |")
-    print("\nMedian seconds per step by phase (forward incl. loss / backward / AdamW step + "
-          "zero_grad), tlora | HF:")
-    for a, b in zip(ours["cases"], hf["cases"]):
+            q = r["ratios"][m]
+            speeds = " | ".join(f"{steps_per_s(docs, key, c, m):.3f}" for key, _, _ in SIDES)
+            print(f"| {r['batch']}×{r['seq']} | {m} | {speeds} | {q['tlora_bf16/tlora_fp32']:.2f}× | "
+                  f"{q['tlora_bf16/hf_fp32']:.2f}× | {q['tlora_bf16/hf_bf16']:.2f}× | "
+                  f"{q['tlora_fp32/hf_fp32']:.2f}× |")
+    print("\nMedian seconds per step by phase (forward incl. loss / backward / AdamW step + zero_grad):")
+    for c, case in enumerate(docs["tlora_fp32"]["cases"]):
         for m in METHODS:
-            if m not in a["methods"] or m not in b["methods"]:
+            if m not in case["methods"]:
                 continue
-            pa, pb = a["methods"][m]["phase_median_s"], b["methods"][m]["phase_median_s"]
-            fmt = lambda p: " / ".join(f"{p[k]:.3f}" for k in ("forward", "backward", "optimizer"))
-            print(f"  {a['batch']}×{a['seq']} {m:<9} {fmt(pa)} | {fmt(pb)}")
-    print(f"\ngoal (issue 6, reported, not enforced): tlora/HF >= {GOAL}× for lora and tlora")
+            cells = []
+            for key, _, _ in SIDES:
+                p = docs[key]["cases"][c]["methods"][m]["phase_median_s"]
+                cells.append(f"{key} " + "/".join(f"{p[k]:.3f}" for k in ("forward", "backward", "optimizer")))
+            print(f"  {case['batch']}×{case['seq']} {m:<9} " + " | ".join(cells))
+    print("\ngoals (issue 19, reported, not enforced), for lora and tlora:")
     for r in doc["ratios"]:
         for m in ("lora", "tlora"):
-            if m in r["tlora_over_hf"]:
-                q = r["tlora_over_hf"][m]["median"]
-                print(f"  {r['batch']}×{r['seq']} {m}: {q:.2f}× {'met' if q >= GOAL else 'missed'}")
+            if m not in r["ratios"]:
+                continue
+            for a, b, goal in GOALS:
+                q = r["ratios"][m][f"{a}/{b}"]
+                print(f"  {r['batch']}×{r['seq']} {m}: {a}/{b} {q:.2f}× (goal {goal}×) "
+                      f"{'met' if q >= goal else 'missed'}")
+    ours, hf = docs["tlora_fp32"], docs["hf_fp32"]
     s = ours["settings"]
-    print(f"settings: {s['threads']} torch threads, fp32, {s['warmup']} warmup steps, "
-          f"{s['repetitions']} repetitions of {s['steps']} steps per method; "
-          f"cpu {ours['machine']['cpu']}; torch {hf['machine']['torch']}, transformers "
-          f"{hf['machine']['transformers']}, peft {hf['machine']['peft']}")
+    print(f"settings: {s['threads']} torch threads, {s['warmup']} warmup steps, {s['repetitions']} "
+          f"repetitions of {s['steps']} steps per method; cpu {ours['machine']['cpu']} (bf16 "
+          f"instructions: {', '.join(ours['machine']['cpu_bf16']) or 'none'}); torch "
+          f"{hf['machine']['torch']}, transformers {hf['machine']['transformers']}, peft "
+          f"{hf['machine']['peft']}")
+    if "memory" in doc:
+        print("\nPeak RSS (MiB) of a process that loads the model and trains one method:")
+        print("| method | " + " | ".join(key for key, _, _ in SIDES) + " |")
+        print("|---|" + "---|" * len(SIDES))
+        for m, row in doc["memory"].items():
+            print(f"| {m} | " + " | ".join(f"{row[key]:.0f}" for key, _, _ in SIDES) + " |")
     for p in doc["parity"]["problems"]:
         print(f"parity FAILED: {p}")
 
@@ -131,26 +158,40 @@ def main():
     parser.add_argument("--repetitions", type=int, default=5, help="timed repetitions per method")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2,
-                        help="torch intra-op threads of both sides (default 2)")
+                        help="torch intra-op threads of every side (default 2)")
+    parser.add_argument("--memory", action="store_true",
+                        help="also measure each method's peak RSS in a process of its own")
     parser.add_argument("--json", type=pathlib.Path, default=pathlib.Path("bench_train.json"),
                         help="the combined results (default: bench_train.json)")
     args = parser.parse_args()
-    common = ["--model-dir", args.model_dir or default_model_dir(), "--warmup", args.warmup,
-              "--steps", args.steps, "--repetitions", args.repetitions, "--seed", args.seed,
-              "--threads", args.threads, "--methods", *args.methods]
+    model_dir = args.model_dir or default_model_dir()
+    shapes = []
     for shape in args.shape or []:
-        common += ["--shape", shape]
+        shapes += ["--shape", shape]
+    common = ["--model-dir", model_dir, "--warmup", args.warmup, "--steps", args.steps,
+              "--repetitions", args.repetitions, "--seed", args.seed, "--threads", args.threads,
+              *shapes]
 
+    doc = {"sides": {}}
     with tempfile.TemporaryDirectory(prefix="tlora-bench-train.") as tmp:
         tmp = pathlib.Path(tmp)
-        run([args.binary, *common, "--json", tmp / "tlora.json"], stdout=subprocess.DEVNULL)
-        # Its stdout is the JSON it also writes to the file.
-        run([sys.executable, HERE / "hf_train_baseline.py", *common, "--json", tmp / "hf.json"],
-            stdout=subprocess.DEVNULL)
-        ours, hf = (json.loads((tmp / f).read_text()) for f in ("tlora.json", "hf.json"))
+        for key, program, precision in SIDES:
+            doc["sides"][key] = run_side(program, precision, args.binary,
+                                         [*common, "--methods", *args.methods], tmp / f"{key}.json")
+        if args.memory:
+            # One step after one warmup step: the model, its optimizer state and one step's
+            # activations, on the first shape.
+            one = ["--model-dir", model_dir, "--warmup", 1, "--steps", 1, "--repetitions", 1,
+                   "--seed", args.seed, "--threads", args.threads, *shapes[:2]]
+            doc["memory"] = {}
+            for m in args.methods:
+                doc["memory"][m] = {
+                    key: run_side(program, precision, args.binary, [*one, "--methods", m],
+                                  tmp / f"{key}-{m}.json")["peak_rss_mib"]
+                    for key, program, precision in SIDES}
 
-    doc = {"tlora": ours, "huggingface": hf, "ratios": ratios(ours, hf),
-           "parity": parity(ours, hf)}
+    doc["ratios"] = ratios(doc["sides"])
+    doc["parity"] = parity(doc["sides"])
     args.json.write_text(json.dumps(doc, indent=2) + "\n")
     print_table(doc)
     print(f"wrote {args.json}")

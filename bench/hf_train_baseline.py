@@ -9,12 +9,15 @@ Methods, each on query and value of every layer with the classifier trained too:
     tlora      TLoRALinear below, the paper's formula written as plain PyTorch: r=32, dropout 0.5
                on the adapter output
 Each step: forward on the fixed batch, cross-entropy loss, backward, AdamW step, zero_grad.
+With --precision bf16-autocast the forward and the loss run under
+torch.autocast("cpu", dtype=torch.bfloat16), as transformers' users enable mixed precision.
 """
 import argparse
 import json
 import math
 import os
 import pathlib
+import resource
 import statistics
 import sys
 import time
@@ -80,11 +83,12 @@ def make_model(method, model_dir, seed):
     return model.train()
 
 
-def train_step(model, optimizer, batch, phases):
+def train_step(model, optimizer, batch, phases, autocast):
     """One full training step; adds each phase's seconds to `phases`; returns the loss."""
     start = time.perf_counter()
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    loss = F.cross_entropy(logits, batch["labels"])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss = F.cross_entropy(logits.float(), batch["labels"])
     forward_end = time.perf_counter()
     loss.backward()
     backward_end = time.perf_counter()
@@ -107,11 +111,12 @@ class Trainee:
         self.trainable = sum(p.numel() for p in trained)
         self.total = sum(p.numel() for p in self.model.parameters())
         self.optimizer = torch.optim.AdamW(trained, lr=args.lr, weight_decay=args.weight_decay)
+        self.autocast = args.precision == "bf16-autocast"
         self.repetitions = []  # seconds per step of each phase
         self.losses = []
 
     def step(self, batch, phases):
-        self.losses.append(train_step(self.model, self.optimizer, batch, phases))
+        self.losses.append(train_step(self.model, self.optimizer, batch, phases, self.autocast))
 
 
 def method_json(t, batch, seq):
@@ -158,6 +163,12 @@ def parse_shape(text):
     return batch, seq
 
 
+def cpu_bf16():
+    """The CPU's bfloat16 matrix instructions, as LibTorch's cpuinfo names them."""
+    capabilities = torch._C._cpu._get_cpu_capability()
+    return [name for name in ("amx_bf16", "avx512_bf16") if capabilities.get(name)]
+
+
 def cpu_model():
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -180,6 +191,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0, help="seed of the batch and the new head")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--precision", choices=("fp32", "bf16-autocast"), default="fp32",
+                        help="fp32, or the forward and loss under torch.autocast with bfloat16")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     args.model_dir = args.model_dir or default_model_dir()
@@ -192,14 +205,15 @@ def main():
     cases = [run_case(b, s, args) for b, s in (args.shape or [(32, 128), (32, 64)])]
     doc = {
         "implementation": "huggingface",
-        "machine": {"cpu": cpu_model(), "torch": torch.__version__,
+        "machine": {"cpu": cpu_model(), "cpu_bf16": cpu_bf16(), "torch": torch.__version__,
                     "transformers": transformers.__version__, "peft": peft.__version__,
                     "python": sys.version.split()[0]},
         "settings": {"model_dir": str(args.model_dir), "warmup": args.warmup,
                      "steps": args.steps, "repetitions": args.repetitions, "seed": args.seed,
                      "threads": torch.get_num_threads(), "lr": args.lr,
-                     "weight_decay": args.weight_decay, "dtype": "fp32",
+                     "weight_decay": args.weight_decay, "dtype": args.precision,
                      "clock": "time.perf_counter, wall time"},
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "cases": cases,
     }
     text = json.dumps(doc, indent=2)

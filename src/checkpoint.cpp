@@ -285,7 +285,12 @@ LoadReport load_adapter(torch::nn::Module& model, const fs::path& dir, const Loa
     model_dtypes.push_back(weight.scalar_type());
     if (options.verify_base && !m.base_checksum.empty()) {
       const std::string found = detail::base_layer_checksum(weights.back(), config.dtype);
-      TORCH_CHECK(found == m.base_checksum, subject, " '", m.path, "' has other base weights than the adapter was saved with (base_checksum ",
+      // An adapter trained in bf16-mixed precision saw this base rounded to bfloat16
+      // (cast_frozen_matrices_); the same weights, so they match too.
+      const bool rounded_match = found != m.base_checksum && weight.scalar_type() != at::kBFloat16 &&
+                                 detail::base_layer_checksum(weight.detach().to(at::kBFloat16), config.dtype) ==
+                                     m.base_checksum;
+      TORCH_CHECK(found == m.base_checksum || rounded_match, subject, " '", m.path, "' has other base weights than the adapter was saved with (base_checksum ",
                   m.base_checksum, ", this model's ", found,
                   "): the checkpoint belongs to another base model; set verify_base = false to load it anyway");
     }

@@ -6,9 +6,11 @@
 #include "tri_math.h"
 
 #include <ATen/TensorOperators.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/mm.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -218,6 +220,21 @@ Strategy choose_strategy(int64_t tokens, int64_t in_features, int64_t out_featur
 
 at::Tensor tri_linear(const at::Tensor& x, const TriLinearWeights& w, Strategy strategy,
                       const AdapterDropout& dropout, std::string_view name) {
+  const c10::DeviceType device = x.device().type();
+  if (at::autocast::is_autocast_available(device) && at::autocast::is_autocast_enabled(device)) {
+    // Autocast does not reach into a custom autograd function, so apply its policy for a linear
+    // layer here: input, weight, bias and the fixed projections in the autocast dtype (the
+    // function accumulates the r×r math in float32), core and scale left as they are. Excluding
+    // the autocast key also ends this branch for the inner call.
+    const at::ScalarType dtype = at::autocast::get_autocast_dtype(device);
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(
+        at::autocast::get_autocast_dispatch_key_from_device_type(device));
+    const auto cast = [&](const at::Tensor& t) {
+      return t.defined() ? at::autocast::cached_cast(dtype, t, device) : t;
+    };
+    return tri_linear(cast(x), {cast(w.weight), cast(w.bias), cast(w.down), cast(w.up), w.core, w.scale},
+                      strategy, dropout, name);
+  }
   check_inputs(x, w, name);
   check_dropout(dropout, name);
   const int64_t in = w.weight.size(1);

@@ -85,10 +85,11 @@ class GlueE2E : public ::testing::Test {
     write(dir + "/data/RTE/train.tsv", head(kGlue + "/RTE/train.tsv", 161));
     write(dir + "/data/RTE/dev.tsv", head(kGlue + "/RTE/dev.tsv", 65));
   }
-  static std::string tiny_args(const std::string& out) {
+  // fp32 unless `precision` says otherwise: the default (auto) depends on the CPU.
+  static std::string tiny_args(const std::string& out, const std::string& precision = "fp32") {
     return "--task rte --model-dir '" + scratch() + "/tiny' --data-dir '" + scratch() +
            "/data' --epochs 2 --batch-size 8 --max-seq-length 32 --save-steps 5 --threads 1 --seed 3 "
-           "--output-dir '" + scratch() + "/" + out + "'";
+           "--precision " + precision + " --output-dir '" + scratch() + "/" + out + "'";
   }
   static std::string file(const std::string& out, const std::string& name) {
     return read_file(scratch() + "/" + out + "/" + name);
@@ -139,6 +140,31 @@ TEST_F(GlueE2E, KilledOrStoppedRunsResumeToTheSameResult) {
   const auto predictions = file("whole", "best/predictions_dev.tsv");
   EXPECT_EQ(std::count(predictions.begin(), predictions.end(), '\n'), 65);
   EXPECT_TRUE(contains(predictions, "index\tprediction\n0\t"));
+}
+
+TEST_F(GlueE2E, MixedPrecisionRunsResumeAndTheirAdaptersLoadOnTheFloat32Base) {
+  const Result whole = run(tiny_args("whole", "bf16-mixed"));
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+  EXPECT_EQ(json::parse(file("whole", "config.json"))["precision"], "bf16-mixed");
+  const Result killed = run(tiny_args("killed", "bf16-mixed"), "TLORA_GLUE_FAULT=kill:13");
+  ASSERT_EQ(killed.exit_code, 128 + 9) << killed.output;
+  ASSERT_EQ(run(tiny_args("killed", "bf16-mixed") + " --resume").exit_code, 0);
+  EXPECT_EQ(file("killed", "metrics.jsonl"), file("whole", "metrics.jsonl"));
+  EXPECT_TRUE(file("killed", "best/adapter_model.safetensors") == file("whole", "best/adapter_model.safetensors"));
+  // The adapter holds float32 tensors only (the trainable ones are master weights).
+  for (const auto& [name, t] : tlora::safetensors::load(scratch() + "/whole/best/adapter_model.safetensors"))
+    EXPECT_EQ(t.scalar_type(), at::kFloat) << name;
+
+  // Evaluated in the precision it was trained in, it scores what the run reported; in fp32, on
+  // the float32 base whose bfloat16 rounding it was trained on, it loads (base checksum) and runs.
+  const std::string eval = "--eval-only --adapter '" + scratch() + "/whole/best' --data-dir '" + scratch() +
+                           "/data' --model-dir '" + scratch() + "/tiny' --precision ";
+  const Result mixed = run(eval + "bf16-mixed");
+  ASSERT_EQ(mixed.exit_code, 0) << mixed.output;
+  EXPECT_EQ(json::parse(mixed.output.substr(mixed.output.find('{')))["sets"][0]["metrics"],
+            json::parse(file("whole", "results.json"))["metrics"]);
+  const Result fp32 = run(eval + "fp32");
+  ASSERT_EQ(fp32.exit_code, 0) << fp32.output;
 }
 
 TEST_F(GlueE2E, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {

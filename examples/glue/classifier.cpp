@@ -11,6 +11,7 @@
 #include "tlora/models/config.h"
 #include "tlora/models/loading.h"
 #include "tlora/models/roberta.h"
+#include "tlora/precision.h"
 #include "tlora/random.h"
 #include "tlora/safetensors.h"
 
@@ -65,6 +66,21 @@ Classifier wrap(Holder model) {
 }
 
 }  // namespace
+
+void to_precision(Classifier& classifier, const std::string& precision, c10::Device device) {
+  if (precision == "fp16") {
+    classifier.module->to(device, at::kHalf);
+    return;
+  }
+  switch (tlora::parse_precision(precision)) {
+    case tlora::Precision::Float32: classifier.module->to(device); break;
+    case tlora::Precision::BFloat16: classifier.module->to(device, at::kBFloat16); break;
+    case tlora::Precision::BFloat16Mixed:
+      classifier.module->to(device);
+      tlora::cast_frozen_matrices_(*classifier.module, at::kBFloat16);
+      break;
+  }
+}
 
 bool in_modules(const std::string& name, const std::vector<std::string>& modules) {
   for (const auto& m : modules)

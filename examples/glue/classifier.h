@@ -9,6 +9,7 @@
 #include "tlora/models/encoder.h"
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
 #include <functional>
@@ -43,6 +44,15 @@ Classifier load_classifier(const std::string& model_dir, int64_t num_labels, uin
 // Applies `config.method`: injects the adapter (head in modules_to_save), or freezes all but the
 // head (head-only), or leaves everything trainable (full).
 void prepare_method(Classifier& classifier, const RunConfig& config);
+
+// Moves the classifier to `device` in `precision` (RunConfig::precision): fp32 as it is, bf16 and
+// fp16 the whole model cast, bf16-mixed the frozen matrices cast to bfloat16 (trainable weights
+// stay float32; run the forward passes under uses_autocast's tlora::AutocastGuard). Call it after
+// the adapter is in place.
+void to_precision(Classifier& classifier, const std::string& precision, c10::Device device);
+
+// Whether the forward passes of `precision` run under autocast (bf16-mixed).
+inline bool uses_autocast(const std::string& precision) { return precision == "bf16-mixed"; }
 
 // Whether the parameter `name` lies inside one of the module paths `modules`.
 bool in_modules(const std::string& name, const std::vector<std::string>& modules);

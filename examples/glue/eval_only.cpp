@@ -48,8 +48,9 @@ int run_evaluation(RunConfig config) {
   Classifier classifier = load_classifier(model_dir, num_labels, config.seed);
   load_trained(classifier, config.adapter_dir);
   const c10::Device device(config.device == "cuda" ? c10::kCUDA : c10::kCPU);
-  classifier.module->to(device);
-  const InputSpec spec{*pad, task_info.is_regression, device, config.eval_batch_size};
+  to_precision(classifier, config.precision, device);
+  const InputSpec spec{*pad, task_info.is_regression, device, config.eval_batch_size,
+                       uses_autocast(config.precision)};
 
   nlohmann::ordered_json report;
   report["adapter"] = config.adapter_dir;

@@ -2,6 +2,7 @@
 #include "evaluate.h"
 
 #include "tlora/glue/scores.h"
+#include "tlora/precision.h"
 
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/argmax.h>
@@ -28,6 +29,7 @@ std::vector<double> predict(const Classifier& c, const tlora::glue::Features& fe
     std::vector<int64_t> indices;
     for (int64_t p : positions) indices.push_back(mine[static_cast<size_t>(p)]);
     const auto batch = tlora::glue::collate(features, indices, spec.pad_id, spec.regression);
+    const tlora::AutocastGuard autocast(spec.device.type(), at::kBFloat16, spec.autocast);
     const at::Tensor logits = c.forward(batch.input_ids.to(spec.device),
                                         batch.attention_mask.to(spec.device),
                                         batch.token_type_ids.to(spec.device));

@@ -22,6 +22,8 @@ struct InputSpec {
   bool regression = false;
   c10::Device device = c10::kCPU;
   int64_t batch_size = 64;
+  // Forward passes under tlora::AutocastGuard (bf16-mixed).
+  bool autocast = false;
 };
 
 // The prediction for every example, in file order: the class index, or the score for a

@@ -1,6 +1,7 @@
 // Option parsing, method defaults and the paper preset.
 #include "options.h"
 
+#include "tlora/precision.h"
 #include "tlora/random.h"
 
 #include <fmt/format.h>
@@ -79,8 +80,12 @@ void add_options(CLI::App& app, RunConfig& c) {
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--seed", c.seed, "seed of the adapter, the head, the data order and dropout")->capture_default_str();
   app.add_option("--device", c.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
-  app.add_option("--dtype", c.dtype, "float32, bfloat16 or float16 (float16 on cuda only)")
-      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}))->capture_default_str();
+  app.add_option("--precision", c.precision,
+                 "auto (bf16-mixed on cuda and on CPUs with bfloat16 matrix instructions, fp32 "
+                 "elsewhere); fp32; bf16-mixed (bfloat16 matrix products and frozen base, float32 trainable "
+                 "weights and optimizer, as torch.autocast); bf16 (the whole model in bfloat16); "
+                 "fp16 (the whole model in float16, cuda only)")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16-mixed", "bf16", "fp16"}))->capture_default_str();
   app.add_option("--max-train-samples", c.max_train_samples,
                  "train on the first N examples only (0: all)")->check(CLI::NonNegativeNumber);
   app.add_option("--max-eval-samples", c.max_eval_samples, "evaluate on the first N dev examples only (0: all)")
@@ -137,8 +142,10 @@ void finalize(const CLI::App& app, RunConfig& c) {
     c.dropout = 0;
     c.targets.clear();
   }
-  if (c.dtype == "float16" && c.device != "cuda")
-    throw CLI::ValidationError("--dtype", "float16 training needs --device cuda");
+  if (c.precision == "auto")
+    c.precision = tlora::to_string(tlora::default_precision(c.device == "cuda" ? c10::kCUDA : c10::kCPU));
+  if (c.precision == "fp16" && c.device != "cuda")
+    throw CLI::ValidationError("--precision", "fp16 needs --device cuda");
   if (c.eval_only && c.adapter_dir.empty())
     throw CLI::ValidationError("--adapter", "--eval-only needs --adapter DIR");
   if (!c.eval_only && (!c.eval_file.empty() || !c.adapter_dir.empty() || !c.predictions_file.empty()))
@@ -170,7 +177,7 @@ nlohmann::ordered_json to_json(const RunConfig& c) {
   j["max_grad_norm"] = c.max_grad_norm;
   j["seed"] = c.seed;
   j["device"] = c.device;
-  j["dtype"] = c.dtype;
+  j["precision"] = c.precision;
   j["max_train_samples"] = c.max_train_samples;
   j["max_eval_samples"] = c.max_eval_samples;
   j["group_by_length"] = c.group_by_length;

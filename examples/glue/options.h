@@ -33,7 +33,7 @@ struct RunConfig {
   double max_grad_norm = 1.0;  // 0: no clipping
   uint64_t seed = 42;
   std::string device = "cpu";
-  std::string dtype = "float32";
+  std::string precision = "fp32";  // auto, fp32, bf16-mixed, bf16 or fp16 (cuda); finalize resolves auto
   int64_t max_train_samples = 0;  // 0: all
   int64_t max_eval_samples = 0;   // 0: all
   bool group_by_length = true;

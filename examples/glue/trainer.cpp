@@ -13,6 +13,7 @@
 #include "tlora/finite_check.h"
 #include "tlora/glue/scores.h"
 #include "tlora/host_linear.h"
+#include "tlora/precision.h"
 #include "tlora/progress.h"
 #include "tlora/text/tokenizer.h"
 #include "tlora/train/optimizer_state.h"
@@ -57,12 +58,6 @@ void install_stop_handlers() {
   sigemptyset(&action.sa_mask);
   ::sigaction(SIGTERM, &action, nullptr);
   ::sigaction(SIGINT, &action, nullptr);
-}
-
-at::ScalarType parse_dtype(const std::string& name) {
-  if (name == "bfloat16") return at::kBFloat16;
-  if (name == "float16") return at::kHalf;
-  return at::kFloat;
 }
 
 struct Paths {
@@ -167,10 +162,10 @@ class Trainer {
     device_ = config_.device == "cuda"
                   ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(dist_.local_rank()))
                   : c10::Device(c10::kCPU);
-    classifier_.module->to(device_, parse_dtype(config_.dtype));
+    to_precision(classifier_, config_.precision, device_);
     // Replicas start as rank 0's (the head is seeded alike anyway; this makes it certain).
     dist_.broadcast_parameters(*classifier_.module);
-    spec_ = InputSpec{*pad, info.is_regression, device_, config_.eval_batch_size};
+    spec_ = InputSpec{*pad, info.is_regression, device_, config_.eval_batch_size, uses_autocast(config_.precision)};
 
     trainable_ = trainable_parameters(classifier_);
     for (const auto& p : classifier_.module->parameters()) total_params_ += p.numel();
@@ -318,10 +313,14 @@ class Trainer {
       double local[3] = {0, 0, static_cast<double>(g_stop_signal.load())};  // loss·n, tokens, signal
       if (!shard.empty()) {
         const auto batch = tlora::glue::collate(train_, shard, spec_.pad_id, spec_.regression);
-        const at::Tensor logits = classifier_.forward(batch.input_ids.to(device_),
-                                                      batch.attention_mask.to(device_),
-                                                      batch.token_type_ids.to(device_));
-        loss = classifier_.loss(logits.to(at::kFloat), batch.labels.to(device_));
+        {
+          // Forward and loss under autocast, backward after it (as with torch.autocast).
+          const tlora::AutocastGuard autocast(device_.type(), at::kBFloat16, spec_.autocast);
+          const at::Tensor logits = classifier_.forward(batch.input_ids.to(device_),
+                                                        batch.attention_mask.to(device_),
+                                                        batch.token_type_ids.to(device_));
+          loss = classifier_.loss(logits.to(at::kFloat), batch.labels.to(device_));
+        }
         local[0] = loss.item<double>() * static_cast<double>(shard.size());
         local[1] = static_cast<double>(batch.tokens);
       }

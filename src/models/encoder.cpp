@@ -96,8 +96,11 @@ at::Tensor EmbeddingsImpl::forward(const at::Tensor& input_ids, const at::Tensor
   const at::Tensor types = token_type_ids.defined()
                                ? token_type_ids
                                : at::zeros_like(input_ids, input_ids.options().dtype(at::kLong));
-  at::Tensor embeddings = word_embeddings(input_ids) + token_type_embeddings(types);
-  embeddings = embeddings + position_embeddings(positions);
+  // Frozen embeddings may be stored in bfloat16 (cast_frozen_matrices_): they are summed and
+  // normalised in the LayerNorm's dtype, which is the residual stream's.
+  const at::ScalarType dtype = layer_norm->weight.scalar_type();
+  at::Tensor embeddings = word_embeddings(input_ids).to(dtype) + token_type_embeddings(types).to(dtype);
+  embeddings = embeddings + position_embeddings(positions).to(dtype);
   return models::dropout(layer_norm(embeddings), config_.hidden_dropout_prob, is_training());
 }
 
