@@ -16,7 +16,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <sys/wait.h>
+#include <vector>
 
 namespace {
 
@@ -165,6 +167,38 @@ TEST_F(GlueE2E, MixedPrecisionRunsResumeAndTheirAdaptersLoadOnTheFloat32Base) {
             json::parse(file("whole", "results.json"))["metrics"]);
   const Result fp32 = run(eval + "fp32");
   ASSERT_EQ(fp32.exit_code, 0) << fp32.output;
+}
+
+TEST_F(GlueE2E, AValidationSplitPicksTheEpochAndDevIsReportedForIt) {
+  const Result r = run(tiny_args("val") + " --validation-split 0.2 --epochs 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const json results = json::parse(file("val", "results.json"));
+  EXPECT_EQ(results["selected_by"], "validation");
+  EXPECT_EQ(results["validation_examples"], 32) << "20% of the 160 training pairs";
+  EXPECT_EQ(results["train_examples"], 128);
+  // The epoch is the validation split's best; dev is reported for it, and the best dev epoch
+  // (the paper's selection) beside it.
+  std::istringstream lines(file("val", "metrics.jsonl"));
+  std::vector<json> epochs;
+  for (std::string line; std::getline(lines, line);) epochs.push_back(json::parse(line));
+  ASSERT_EQ(epochs.size(), 3u);
+  const auto best_by = [&](const char* key) {
+    size_t best = 0;
+    for (size_t i = 1; i < epochs.size(); ++i)
+      if (epochs[i][key].get<double>() > epochs[best][key].get<double>()) best = i;
+    return best;
+  };
+  const size_t selected = best_by("score"), on_dev = best_by("dev_score");
+  EXPECT_TRUE(epochs[selected].contains("validation"));
+  EXPECT_EQ(results["best_epoch"], selected + 1);
+  EXPECT_EQ(results["metrics"], epochs[selected]["dev"]);
+  EXPECT_EQ(results["validation_metrics"], epochs[selected]["validation"]);
+  EXPECT_EQ(results["best_dev_epoch"], on_dev + 1);
+  EXPECT_EQ(results["best_dev_metrics"], epochs[on_dev]["dev"]);
+
+  const Result tiny = run(tiny_args("tiny") + " --validation-split 0.5 --max-train-samples 1");
+  EXPECT_EQ(tiny.exit_code, 1);
+  EXPECT_TRUE(contains(tiny.output, "--validation-split 0.5 of 1 training examples")) << tiny.output;
 }
 
 TEST_F(GlueE2E, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {

@@ -7,7 +7,10 @@
 
 #include <c10/util/Exception.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <random>
 
 namespace glue_app {
 
@@ -47,6 +50,35 @@ tlora::glue::Features load_features(tlora::glue::Task task, const std::string& f
   TORCH_CHECK(!examples.empty(), file, ": has no examples");
   if (limit > 0 && static_cast<int64_t>(examples.size()) > limit) examples.resize(limit);
   return tlora::glue::tokenize(examples, tokenizer, max_length);
+}
+
+namespace {
+
+void append(tlora::glue::Features& to, const tlora::glue::Features& from, int64_t i) {
+  to.input_ids.push_back(from.input_ids[i]);
+  to.token_type_ids.push_back(from.token_type_ids[i]);
+  to.labels.push_back(from.labels[i]);
+  to.lines.push_back(from.lines[i]);
+}
+
+}  // namespace
+
+Split split_validation(const tlora::glue::Features& train, double fraction, int64_t max, uint64_t seed) {
+  const int64_t n = train.size();
+  const int64_t count = std::min(max, static_cast<int64_t>(std::llround(fraction * static_cast<double>(n))));
+  TORCH_CHECK(count >= 1 && count < n, "--validation-split ", fraction, " of ", n,
+              " training examples (at most --validation-max ", max, ") leaves ", count,
+              " for validation and ", n - count, " to train on; both need at least one");
+  // Fisher-Yates on mt19937_64, whose output the standard fixes: the same split everywhere.
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+  std::mt19937_64 rng(seed ^ 0x76616c6964617465ULL);  // "validate": apart from other uses of the seed
+  for (int64_t i = n - 1; i > 0; --i) std::swap(order[static_cast<size_t>(i)], order[rng() % static_cast<uint64_t>(i + 1)]);
+  std::vector<bool> held(static_cast<size_t>(n), false);
+  for (int64_t i = 0; i < count; ++i) held[static_cast<size_t>(order[static_cast<size_t>(i)])] = true;
+  Split split;
+  for (int64_t i = 0; i < n; ++i) append(held[static_cast<size_t>(i)] ? split.validation : split.train, train, i);
+  return split;
 }
 
 std::vector<EvalSet> load_dev_sets(tlora::glue::Task task, const std::string& data_dir,

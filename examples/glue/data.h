@@ -32,6 +32,13 @@ tlora::glue::Features load_features(tlora::glue::Task task, const std::string& f
                                     tlora::text::Tokenizer& tokenizer, int64_t max_length,
                                     int64_t limit);
 
+// A validation split carved from the training set: `fraction` of its examples (at most `max`),
+// drawn by a generator seeded with `seed`, leaving the rest to train on; both keep file order.
+struct Split {
+  tlora::glue::Features train, validation;
+};
+Split split_validation(const tlora::glue::Features& train, double fraction, int64_t max, uint64_t seed);
+
 // The task's dev sets (MNLI: matched and mismatched), tokenized.
 std::vector<EvalSet> load_dev_sets(tlora::glue::Task task, const std::string& data_dir,
                                    tlora::text::Tokenizer& tokenizer, int64_t max_length,

@@ -6,6 +6,7 @@
 
 #include "tlora/atomic_file.h"
 #include "tlora/glue/scores.h"
+#include "tlora/precision.h"
 #include "tlora/text/tokenizer.h"
 
 #include <ATen/Parallel.h>
@@ -27,6 +28,12 @@ int run_evaluation(RunConfig config) {
               config.adapter_dir, " was trained on ", trained_task, ", not on ", config.task);
   if (config.model_dir.empty() && info.contains("model_dir") && info["model_dir"].is_string())
     config.model_dir = info["model_dir"].get<std::string>();
+  // Evaluated as it was trained, unless --precision says otherwise.
+  if (config.precision == "auto") {
+    config.precision = info.contains("precision") && info["precision"].is_string()
+                           ? info["precision"].get<std::string>()
+                           : tlora::to_string(tlora::default_precision(config.device == "cuda" ? c10::kCUDA : c10::kCPU));
+  }
   const std::string model_dir = resolve_model_dir(config);
   const int64_t max_length = info.value("max_seq_length", config.max_seq_length);
 

@@ -90,6 +90,13 @@ void add_options(CLI::App& app, RunConfig& c) {
                  "train on the first N examples only (0: all)")->check(CLI::NonNegativeNumber);
   app.add_option("--max-eval-samples", c.max_eval_samples, "evaluate on the first N dev examples only (0: all)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--validation-split", c.validation_split,
+                 "hold out this share of the training set (at most --validation-max examples, drawn "
+                 "with --seed) to pick the best epoch; dev is then reported for that epoch, and the "
+                 "best epoch on dev beside it (the paper's way). 0: dev picks the best epoch")
+      ->check(CLI::Range(0.0, 0.5))->capture_default_str();
+  app.add_option("--validation-max", c.validation_max, "most examples --validation-split holds out")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--group-by-length", c.group_by_length, "batch examples of similar length together")
       ->capture_default_str();
   app.add_option("--save-steps", c.save_steps,
@@ -142,7 +149,8 @@ void finalize(const CLI::App& app, RunConfig& c) {
     c.dropout = 0;
     c.targets.clear();
   }
-  if (c.precision == "auto")
+  // --eval-only resolves auto to the precision the adapter was trained in (run_evaluation).
+  if (c.precision == "auto" && !c.eval_only)
     c.precision = tlora::to_string(tlora::default_precision(c.device == "cuda" ? c10::kCUDA : c10::kCPU));
   if (c.precision == "fp16" && c.device != "cuda")
     throw CLI::ValidationError("--precision", "fp16 needs --device cuda");
@@ -180,6 +188,8 @@ nlohmann::ordered_json to_json(const RunConfig& c) {
   j["precision"] = c.precision;
   j["max_train_samples"] = c.max_train_samples;
   j["max_eval_samples"] = c.max_eval_samples;
+  j["validation_split"] = c.validation_split;
+  j["validation_max"] = c.validation_max;
   j["group_by_length"] = c.group_by_length;
   j["save_steps"] = c.save_steps;
   j["threads"] = c.threads;

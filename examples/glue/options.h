@@ -33,9 +33,11 @@ struct RunConfig {
   double max_grad_norm = 1.0;  // 0: no clipping
   uint64_t seed = 42;
   std::string device = "cpu";
-  std::string precision = "fp32";  // auto, fp32, bf16-mixed, bf16 or fp16 (cuda); finalize resolves auto
+  std::string precision = "auto";  // auto, fp32, bf16-mixed, bf16 or fp16 (cuda); finalize resolves auto
   int64_t max_train_samples = 0;  // 0: all
   int64_t max_eval_samples = 0;   // 0: all
+  double validation_split = 0;     // share of train held out to pick the best epoch; 0: dev picks
+  int64_t validation_max = 1000;
   bool group_by_length = true;
   int64_t save_steps = 200;  // also at every epoch end
   int threads = 0;           // 0: LibTorch's default

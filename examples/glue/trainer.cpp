@@ -154,6 +154,12 @@ class Trainer {
     train_ = load_features(task_, tlora::glue::train_file(task_, data_dir_).string(), *tokenizer,
                            config_.max_seq_length, config_.max_train_samples);
     dev_ = load_dev_sets(task_, data_dir_, *tokenizer, config_.max_seq_length, config_.max_eval_samples);
+    if (config_.validation_split > 0) {
+      Split split = split_validation(train_, config_.validation_split, config_.validation_max, config_.seed);
+      train_ = std::move(split.train);
+      validation_.push_back(EvalSet{"validation", tlora::glue::train_file(task_, data_dir_).string(),
+                                    std::move(split.validation)});
+    }
     lengths_ = tlora::glue::lengths(train_);
 
     const auto num_labels = info.is_regression ? 1 : static_cast<int64_t>(info.label_names.size());
@@ -179,10 +185,13 @@ class Trainer {
     if (dist_.world_size() > 1)
       std::fprintf(stderr, "tlora-glue: data-parallel over %d processes; batch %lld is split between them\n",
                    dist_.world_size(), static_cast<long long>(config_.batch_size));
-    std::fprintf(stderr, "tlora-glue: %s, %s on %s: %lld train / %lld dev examples, %lld steps\n",
+    std::fprintf(stderr, "tlora-glue: %s, %s on %s: %lld train / %s%lld dev examples, %lld steps, %s\n",
                  info.name.c_str(), config_.method.c_str(), model_dir_.c_str(),
-                 static_cast<long long>(train_.size()), static_cast<long long>(dev_[0].features.size()),
-                 static_cast<long long>(total_steps_));
+                 static_cast<long long>(train_.size()),
+                 validation_.empty() ? "" : fmt::format("{} validation (picks the best epoch) / ",
+                                                        validation_[0].features.size()).c_str(),
+                 static_cast<long long>(dev_[0].features.size()), static_cast<long long>(total_steps_),
+                 config_.precision.c_str());
     std::fprintf(stderr, "tlora-glue: trainable params: %lld || all params: %lld || trainable%%: %.4f\n",
                  static_cast<long long>(trainable_params_), static_cast<long long>(total_params_),
                  100.0 * static_cast<double>(trainable_params_) / static_cast<double>(total_params_));
@@ -399,16 +408,30 @@ class Trainer {
       if (p.grad().defined()) p.grad().mul_(factor);
   }
 
-  void end_epoch(int64_t epoch) {
-    const auto metrics = evaluate(task_, classifier_, dev_, spec_, dist_);
+  // The task's combined score (the mean of its metrics) of `metrics`.
+  double score_of(const std::map<std::string, double>& metrics) const {
     std::map<std::string, double> main;
     for (const auto& name : tlora::glue::info(task_).metric_names) main[name] = metrics.at(name);
-    const double score = tlora::glue::combined_score(main);
+    return tlora::glue::combined_score(main);
+  }
+
+  void end_epoch(int64_t epoch) {
+    const auto metrics = evaluate(task_, classifier_, dev_, spec_, dist_);
+    const double dev_score = score_of(metrics);
     json line;
     line["epoch"] = epoch + 1;
     line["step"] = state_.global_step;
     line["train_loss"] = state_.epoch_loss_sum / static_cast<double>(batches_per_epoch_);
     line["dev"] = metrics;
+    line["dev_score"] = dev_score;
+    // The score that picks the best epoch: the validation split's when there is one.
+    double score = dev_score;
+    std::map<std::string, double> validation;
+    if (!validation_.empty()) {
+      validation = evaluate(task_, classifier_, validation_, spec_, dist_);
+      score = score_of(validation);
+      line["validation"] = validation;
+    }
     line["score"] = score;
     line["adapters"] = adapter_summary(classifier_);
     if (dist_.is_main()) {
@@ -423,8 +446,10 @@ class Trainer {
       info["method"] = config_.method;
       info["model_dir"] = model_dir_;
       info["max_seq_length"] = config_.max_seq_length;
+      info["precision"] = config_.precision;
       info["epoch"] = epoch + 1;
       info["metrics"] = metrics;
+      if (!validation_.empty()) info["validation_metrics"] = validation;
       const std::string staging = paths_.best + ".tmp";
       remove_flat_directory(staging);
       save_trained(classifier_, staging, info);
@@ -457,6 +482,22 @@ class Trainer {
     r["total_params"] = total_params_;
     r["metrics"] = best["metrics"];
     r["best_epoch"] = state_.best_epoch;
+    r["selected_by"] = validation_.empty() ? "dev" : "validation";
+    if (!validation_.empty()) {
+      r["validation_metrics"] = best["validation_metrics"];
+      r["validation_examples"] = validation_[0].features.size();
+      // The paper's way, beside it: the epoch with the best dev score, picked on dev itself.
+      std::istringstream lines(read_text(paths_.metrics));
+      json best_dev;
+      for (std::string text; std::getline(lines, text);) {
+        if (text.empty()) continue;
+        const json line = json::parse(text);
+        if (best_dev.is_null() || line["dev_score"].get<double>() > best_dev["dev_score"].get<double>())
+          best_dev = line;
+      }
+      r["best_dev_epoch"] = best_dev["epoch"];
+      r["best_dev_metrics"] = best_dev["dev"];
+    }
     r["final_metrics"] = json::parse(last_line)["dev"];
     r["epochs"] = config_.epochs;
     r["train_examples"] = train_.size();
@@ -486,6 +527,7 @@ class Trainer {
   std::string model_dir_, data_dir_;
   tlora::glue::Features train_;
   std::vector<EvalSet> dev_;
+  std::vector<EvalSet> validation_;  // empty, or the split that picks the best epoch
   std::vector<int64_t> lengths_;
   Classifier classifier_;
   c10::Device device_ = c10::kCPU;
