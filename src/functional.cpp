@@ -62,11 +62,6 @@ at::Tensor mask_like(const at::Tensor& t, const AdapterDropout& d) {
   return philox_dropout_mask(t.sizes(), d.p, d.seed, d.stream, t.options());
 }
 
-// t·mask_like(t, d) in one pass, without the mask.
-at::Tensor drop(const at::Tensor& t, const AdapterDropout& d) {
-  return philox_dropout(t, d.p, d.seed, d.stream);
-}
-
 // W_eff = W0 + B·(α·M·A). The rank-r update runs in W0's own dtype: for half precision a round
 // trip of W0 through fp32 costs three times as much and stays within the accuracy budget.
 at::Tensor merged_weight(const at::Tensor& weight, const at::Tensor& up, const at::Tensor& core,
@@ -102,13 +97,13 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
       const at::Tensor w_eff = merged_weight(weight, up, core, down, scale);
       y = bias.defined() ? at::addmm(bias, x2, w_eff.t()) : x2.mm(w_eff.t());
     } else {
-      const at::Tensor adapter_in = drop_in ? drop(x2, dropout) : x2;
+      const at::Tensor adapter_in = drop_in ? x2 * mask_like(x2, dropout) : x2;
       u = adapter_in.mm(down.t()).to(acc);
       y = bias.defined() ? at::addmm(bias, x2, weight.t()) : x2.mm(weight.t());
       const at::Tensor scaled_v =
           u.mm(detail::scaled_core(core, scale, acc).t()).to(x.scalar_type());
       if (drop_out) {
-        y.add_(drop(scaled_v.mm(up.t()), dropout));
+        y.add_(scaled_v.mm(up.t()) * mask_like(y, dropout));
       } else {
         y.addmm_(scaled_v, up.t());
       }
@@ -166,7 +161,7 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
       dx = std::move(b.dx);
       gtu = std::move(b.gtu);
     } else {
-      const at::Tensor grad_adapter = drop_out ? drop(grad, dropout) : grad;
+      const at::Tensor grad_adapter = drop_out ? grad * mask_like(grad, dropout) : grad;
       const at::Tensor g = grad_adapter.mm(up).to(acc);  // N×r
       if (needs(0)) {
         // Merged rebuilds W_eff (a rank-r pass over out×in) unless the rank-r update of dx (a
@@ -177,7 +172,7 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
           dx = grad.mm(weight);
           const at::Tensor du = g.mm(core_acc * alpha).to(dx.scalar_type());
           if (drop_in) {
-            dx.add_(drop(du.mm(down), dropout));
+            dx.add_(du.mm(down) * mask_like(dx, dropout));
           } else {
             dx.addmm_(du, down);
           }

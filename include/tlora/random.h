@@ -38,10 +38,4 @@ at::Tensor philox_uniform(at::IntArrayRef shape, double low, double high, uint64
 at::Tensor philox_dropout_mask(at::IntArrayRef shape, double p, uint64_t seed, uint64_t stream,
                                const at::TensorOptions& options);
 
-/// x times philox_dropout_mask(x.sizes(), p, seed, stream) in one pass over x, without the mask:
-/// each element dropped (0) or scaled by 1/(1-p) (products formed in at least float32, rounded
-/// once to x's dtype). Not differentiable itself: apply it to the incoming gradient with the
-/// same (seed, stream) for the backward. Contiguous output of x's shape.
-at::Tensor philox_dropout(const at::Tensor& x, double p, uint64_t seed, uint64_t stream);
-
 }  // namespace tlora

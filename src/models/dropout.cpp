@@ -9,7 +9,6 @@
 #include <ATen/ops/matmul.h>
 #include <ATen/ops/scaled_dot_product_attention.h>
 #include <ATen/ops/softmax.h>
-#include <torch/csrc/autograd/custom_function.h>
 
 #include <limits>
 #include <mutex>
@@ -24,29 +23,13 @@ uint64_t next_seed() {
   return at::check_generator<at::CPUGeneratorImpl>(generator)->random64();
 }
 
-// y = x·mask in one pass; the backward regenerates the mask from its seed instead of keeping it
-// (for attention probabilities, batch·heads·seq² elements per layer).
-struct PhiloxDropoutFunction : public torch::autograd::Function<PhiloxDropoutFunction> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, double p,
-                            int64_t seed) {
-    ctx->saved_data["p"] = p;
-    ctx->saved_data["seed"] = seed;
-    return philox_dropout(x, p, static_cast<uint64_t>(seed), 0);
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_outputs) {
-    const auto seed = static_cast<uint64_t>(ctx->saved_data["seed"].toInt());
-    return {philox_dropout(grad_outputs[0], ctx->saved_data["p"].toDouble(), seed, 0), {}, {}};
-  }
-};
-
 }  // namespace
 
 at::Tensor dropout(const at::Tensor& x, double p, bool training) {
   if (!training || p == 0.0) return x;
   if (!x.is_cpu()) return at::dropout(x, p, true);
   // Every call has its own seed, so stream 0 suffices.
-  return PhiloxDropoutFunction::apply(x, p, static_cast<int64_t>(next_seed()));
+  return x * philox_dropout_mask(x.sizes(), p, next_seed(), 0, x.options());
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
