@@ -218,6 +218,8 @@ TEST_F(GlueE2E, RefusesBadInputClearly) {
                        "/nonexistent/model does not exist"));
   EXPECT_TRUE(contains(run(tiny_args("bad") + " --data-dir /nonexistent").output, "is not a folder"));
   EXPECT_TRUE(contains(run("--task rte --method full --rank 4").output, "--rank"));
+  EXPECT_TRUE(contains(run("--task rte --rank 0").output, "--rank: must be a number above 0, got 0"));
+  EXPECT_TRUE(contains(run("--task rte --threads -1").output, "--threads: must be a number of 0 or more, got -1"));
 
   const std::string broken = scratch() + "/broken/RTE";
   ASSERT_EQ(std::system(("mkdir -p '" + broken + "'").c_str()), 0);

@@ -6,12 +6,33 @@
 
 #include <fmt/format.h>
 
+#include <exception>
 #include <map>
 
 namespace glue_app {
 namespace {
 
 const std::vector<std::string> kMethods{"tlora", "lora", "vera", "loraxs", "full", "head-only"};
+
+// CLI11's PositiveNumber and NonNegativeNumber quote their upper bound, DBL_MAX, in 300 digits;
+// these say what is wanted.
+CLI::Validator number_above(double lowest, bool inclusive, const std::string& wanted, const std::string& name) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        size_t used = 0;
+        double value = 0;
+        try {
+          value = std::stod(text, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == text.size() && (inclusive ? value >= lowest : value > lowest)) return "";
+        return "must be " + wanted + ", got " + text;
+      },
+      name);
+}
+const CLI::Validator kPositive = number_above(0, false, "a number above 0", "POSITIVE");
+const CLI::Validator kNonNegative = number_above(0, true, "a number of 0 or more", "NONNEGATIVE");
 
 // Defaults that depend on the method, used for the options not given on the command line.
 struct MethodDefaults {
@@ -55,7 +76,7 @@ void add_options(CLI::App& app, RunConfig& c) {
                  "modules to adapt, by name or dotted suffix (comma-separated)")
       ->delimiter(',')->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)->capture_default_str();
   app.add_option("--rank", c.rank, "adapter rank r (default per method: tlora 32, lora 8, vera 256, loraxs 32)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   app.add_option("--scale", c.scale, "initial scale: TLoRA's α (default 1), LoRA's lora_alpha (default 16)");
   app.add_option("--dropout", c.dropout,
                  "adapter dropout: on TLoRA's output, on the input of LoRA/VeRA (default per method: "
@@ -63,21 +84,21 @@ void add_options(CLI::App& app, RunConfig& c) {
       ->check(CLI::Range(0.0, 0.999));
   app.add_option("--lr", c.lr, "peak learning rate of the adapter (or of every weight for full) "
                                "(default per method: tlora 1e-3, lora 5e-4, vera 4e-3, full 2e-5)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   app.add_option("--head-lr", c.head_lr, "peak learning rate of the classifier head (default: --lr)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--epochs", c.epochs, "training epochs")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--batch-size", c.batch_size, "training batch size")->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(kPositive);
+  app.add_option("--epochs", c.epochs, "training epochs")->check(kPositive)->capture_default_str();
+  app.add_option("--batch-size", c.batch_size, "training batch size")->check(kPositive)->capture_default_str();
   app.add_option("--eval-batch-size", c.eval_batch_size, "evaluation batch size")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(kPositive)->capture_default_str();
   app.add_option("--max-seq-length", c.max_seq_length, "tokens per example after truncation")
       ->check(CLI::Range(int64_t{8}, int64_t{4096}))->capture_default_str();
   app.add_option("--warmup-ratio", c.warmup_ratio, "share of the steps with linear warmup")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
   app.add_option("--weight-decay", c.weight_decay, "AdamW weight decay (not on biases and LayerNorm)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(kNonNegative)->capture_default_str();
   app.add_option("--max-grad-norm", c.max_grad_norm, "gradient clipping by global norm; 0 turns it off")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(kNonNegative)->capture_default_str();
   app.add_option("--seed", c.seed, "seed of the adapter, the head, the data order and dropout")->capture_default_str();
   app.add_option("--device", c.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   app.add_option("--precision", c.precision,
@@ -87,22 +108,22 @@ void add_options(CLI::App& app, RunConfig& c) {
                  "fp16 (the whole model in float16, cuda only)")
       ->check(CLI::IsMember({"auto", "fp32", "bf16-mixed", "bf16", "fp16"}))->capture_default_str();
   app.add_option("--max-train-samples", c.max_train_samples,
-                 "train on the first N examples only (0: all)")->check(CLI::NonNegativeNumber);
+                 "train on the first N examples only (0: all)")->check(kNonNegative);
   app.add_option("--max-eval-samples", c.max_eval_samples, "evaluate on the first N dev examples only (0: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   app.add_option("--validation-split", c.validation_split,
                  "hold out this share of the training set (at most --validation-max examples, drawn "
                  "with --seed) to pick the best epoch; dev is then reported for that epoch, and the "
                  "best epoch on dev beside it (the paper's way). 0: dev picks the best epoch")
       ->check(CLI::Range(0.0, 0.5))->capture_default_str();
   app.add_option("--validation-max", c.validation_max, "most examples --validation-split holds out")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(kPositive)->capture_default_str();
   app.add_option("--group-by-length", c.group_by_length, "batch examples of similar length together")
       ->capture_default_str();
   app.add_option("--save-steps", c.save_steps,
                  "write a resumable checkpoint every N steps (and at every epoch end)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--threads", c.threads, "CPU threads (0: LibTorch's default)")->check(CLI::NonNegativeNumber);
+      ->check(kPositive)->capture_default_str();
+  app.add_option("--threads", c.threads, "CPU threads (0: LibTorch's default)")->check(kNonNegative);
   app.add_option("--preset", c.preset,
                  "paper: the TLoRA paper's recipe (r=32 on query,value, adapter output dropout 0.5, "
                  "AdamW lr 1e-3, weight decay 0.01, 6% warmup, batch 32, 30 epochs, best epoch); "
