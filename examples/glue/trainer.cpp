@@ -468,12 +468,13 @@ class Trainer {
   void write_results() {
     if (!dist_.is_main()) return;
     const auto best = read_trained_info(paths_.best);
-    const std::string last_line = [&] {
+    // Every epoch's line of metrics.jsonl, read once.
+    std::vector<json> epochs;
+    {
       std::istringstream lines(read_text(paths_.metrics));
-      std::string line, last;
-      while (std::getline(lines, line)) if (!line.empty()) last = line;
-      return last;
-    }();
+      for (std::string line; std::getline(lines, line);)
+        if (!line.empty()) epochs.push_back(json::parse(line));
+    }
     json r;
     r["task"] = tlora::glue::info(task_).name;
     r["method"] = config_.method;
@@ -487,18 +488,13 @@ class Trainer {
       r["validation_metrics"] = best["validation_metrics"];
       r["validation_examples"] = validation_[0].features.size();
       // The paper's way, beside it: the epoch with the best dev score, picked on dev itself.
-      std::istringstream lines(read_text(paths_.metrics));
-      json best_dev;
-      for (std::string text; std::getline(lines, text);) {
-        if (text.empty()) continue;
-        const json line = json::parse(text);
-        if (best_dev.is_null() || line["dev_score"].get<double>() > best_dev["dev_score"].get<double>())
-          best_dev = line;
-      }
-      r["best_dev_epoch"] = best_dev["epoch"];
-      r["best_dev_metrics"] = best_dev["dev"];
+      const json* best_dev = &epochs.front();
+      for (const json& line : epochs)
+        if (line["dev_score"].get<double>() > (*best_dev)["dev_score"].get<double>()) best_dev = &line;
+      r["best_dev_epoch"] = (*best_dev)["epoch"];
+      r["best_dev_metrics"] = (*best_dev)["dev"];
     }
-    r["final_metrics"] = json::parse(last_line)["dev"];
+    r["final_metrics"] = epochs.back()["dev"];
     r["epochs"] = config_.epochs;
     r["train_examples"] = train_.size();
     r["dev_examples"] = dev_[0].features.size();
