@@ -10,6 +10,7 @@ set -euo pipefail
 TLORA_HOME="${TLORA_HOME:-$HOME/.cache/tlora}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REQUIREMENTS="$REPO/scripts/requirements.txt"
+REQUIREMENTS_NODEPS="$REPO/scripts/requirements-nodeps.txt"
 VENV="$TLORA_HOME/venv"
 LOG="$TLORA_HOME/setup.log"
 DEBIAN_PACKAGES=(ccache libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev
@@ -38,13 +39,14 @@ fi
 # The stamp records which requirements the environment was built from, so that a check costs
 # no Python start-up and a changed requirements file triggers a reinstall.
 STAMP="$VENV/.tlora-requirements"
-if [[ ! -x "$VENV/bin/python" ]] || ! cmp -s "$REQUIREMENTS" "$STAMP"; then
+if [[ ! -x "$VENV/bin/python" ]] || ! cat "$REQUIREMENTS" "$REQUIREMENTS_NODEPS" | cmp -s - "$STAMP"; then
   say "creating the Python environment in $VENV (torch, cmake, ninja; a few GB, once per machine)"
   command -v python3 >/dev/null || fail "python3 is not installed (apt-get install python3 python3-venv)"
   {
     python3 -m venv "$VENV" &&
       "$VENV/bin/pip" install --quiet --upgrade pip &&
-      "$VENV/bin/pip" install --quiet -r "$REQUIREMENTS"
-  } >"$LOG" 2>&1 || fail "pip install -r $REQUIREMENTS into $VENV"
-  cp "$REQUIREMENTS" "$STAMP"
+      "$VENV/bin/pip" install --quiet -r "$REQUIREMENTS" &&
+      "$VENV/bin/pip" install --quiet --no-deps -r "$REQUIREMENTS_NODEPS"
+  } >"$LOG" 2>&1 || fail "pip install -r $REQUIREMENTS (and $REQUIREMENTS_NODEPS) into $VENV"
+  cat "$REQUIREMENTS" "$REQUIREMENTS_NODEPS" >"$STAMP"
 fi

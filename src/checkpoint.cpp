@@ -4,7 +4,7 @@
 #include "adapter_tensors.h"
 #include "host_slot.h"
 #include "tlora/atomic_file.h"
-#include "tlora/host_linear.h"
+#include "tlora/adapter_host.h"
 #include "tlora/safetensors.h"
 
 #include <ATen/ops/empty.h>
@@ -148,12 +148,12 @@ void save_adapter(const torch::nn::Module& model, const fs::path& dir, const Sav
   const auto named = model.named_modules("", /*include_self=*/false);
   std::vector<Adapted> adapted;
   std::vector<at::Tensor> base_weights;
-  for (const auto& item : named) {
-    const auto* host = dynamic_cast<const LinearImpl*>(item.value().get());
-    if (auto adapter = host ? host->adapter(name) : nullptr) {
+  for (const auto& [path, host] : adapter_hosts(model)) {
+    if (auto adapter = host->adapter(name)) {
       const AdapterOptions& o = adapter->options();
-      adapted.push_back({{item.key(), host->weight.size(1), host->weight.size(0), o.rank, o.scale}, std::move(adapter)});
-      base_weights.push_back(host->weight);
+      const at::Tensor weight = host->base().weight;
+      adapted.push_back({{path, weight.size(1), weight.size(0), o.rank, o.scale}, std::move(adapter)});
+      base_weights.push_back(weight);
     }
   }
   TORCH_CHECK(!adapted.empty(), "save_adapter: no module has an adapter named '", name, "'");
@@ -189,8 +189,11 @@ void save_adapter(const torch::nn::Module& model, const fs::path& dir, const Sav
                   "' are not slices of the pair the other layers share, so one stored pair cannot hold them");
     }
   }
-  const bool regenerable =
-      std::ranges::all_of(adapted, [](const Adapted& a) { return a.adapter->buffers_regenerable(); });
+  // load_adapter regenerates projections from the module path; an adapter keyed by another name
+  // (a TLoRALinear's own) needs its projections stored.
+  const bool regenerable = std::ranges::all_of(adapted, [](const Adapted& a) {
+    return a.adapter->buffers_regenerable() && a.adapter->path() == a.entry.path;
+  });
   config.projections_stored = options.store_projections || !regenerable || fixed.empty();
   if (config.projections_stored) {
     for (const auto& [key, tensor] : fixed) insert_unique(tensors, key, tensor);
@@ -248,11 +251,12 @@ LoadReport load_adapter(torch::nn::Module& model, const fs::path& dir, const Loa
   const AdapterConfig config = read_config(config_path, file);
   const AdapterKind kind = config.options.kind;
   const std::string name = options.adapter_name.empty() ? config.adapter_name : options.adapter_name;
-  // LinearImpl::add_adapter's rule, checked before anything changes.
-  TORCH_CHECK(!name.empty() && name.find('.') == std::string::npos && name != "weight" && name != "bias",
+  // AdapterHost::add_adapter's rule, checked before anything changes.
+  TORCH_CHECK(!name.empty() && name.find('.') == std::string::npos && name != "weight" && name != "bias" &&
+                  name != "tlora_host",
               "load_adapter: invalid adapter name '", name, "'",
               options.adapter_name.empty() ? c10::str(" (field \"adapter_name\" of ", config_path, ")") : "",
-              "; it must be non-empty, without '.', and not weight or bias");
+              "; it must be non-empty, without '.', and not weight, bias or tlora_host");
 
   // Find every layer and module to save and check that each fits, before anything changes.
   std::vector<detail::HostSlot> slots;

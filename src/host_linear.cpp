@@ -44,72 +44,23 @@ void LinearImpl::reset_parameters() {
 }
 
 at::Tensor LinearImpl::forward(const at::Tensor& input) {
-  if (!enabled_ || active_.empty()) return at::linear(input, weight, bias);
-  return adapters_.at(active_)->forward(input, BaseLinear{weight, bias});
-}
-
-void LinearImpl::add_adapter(const std::string& name, std::shared_ptr<AdapterImpl> adapter) {
-  TORCH_CHECK(!name.empty() && name.find('.') == std::string::npos && name != "weight" && name != "bias",
-              "tlora::Linear: invalid adapter name '", name, "' (non-empty, no '.', not weight/bias)");
-  TORCH_CHECK(!adapters_.count(name), "tlora::Linear: an adapter named '", name, "' already exists");
-  TORCH_CHECK(adapter != nullptr, "tlora::Linear: adapter '", name, "' is null");
-  register_module(name, adapter);
-  adapters_.emplace(name, std::move(adapter));
-  set_active_adapter(active_.empty() ? name : active_);
-}
-
-void LinearImpl::delete_adapter(const std::string& name) {
-  TORCH_CHECK(adapters_.count(name), "tlora::Linear: no adapter named '", name, "'");
-  unregister_module(name);
-  adapters_.erase(name);
-  if (active_ == name) active_.clear();
-}
-
-void LinearImpl::set_active_adapter(const std::string& name) {
-  TORCH_CHECK(name.empty() || adapters_.count(name), "tlora::Linear: no adapter named '", name, "'");
-  active_ = name;
-  for (auto& [key, a] : adapters_) {
-    const bool active = key == name;
-    for (auto& p : a->parameters()) p.requires_grad_(active);
-  }
-}
-
-std::shared_ptr<AdapterImpl> LinearImpl::adapter(const std::string& name) const {
-  const auto it = adapters_.find(name);
-  return it == adapters_.end() ? nullptr : it->second;
-}
-
-std::vector<std::string> LinearImpl::adapter_names() const {
-  std::vector<std::string> names;
-  for (const auto& [key, a] : adapters_) names.push_back(key);
-  return names;
-}
-
-void LinearImpl::merge_and_unload() {
-  if (!active_.empty()) {
-    c10::NoGradGuard no_grad;
-    weight.add_(adapters_.at(active_)->delta_weight().to(weight.scalar_type()));
-  }
-  unload();
-}
-
-void LinearImpl::unload() {
-  for (const auto& name : adapter_names()) delete_adapter(name);
+  AdapterImpl* adapter = applied();
+  return adapter ? adapter->forward(input, BaseLinear{weight, bias}) : at::linear(input, weight, bias);
 }
 
 void LinearImpl::pretty_print(std::ostream& stream) const {
   stream << "tlora::Linear(in_features=" << options.in_features()
          << ", out_features=" << options.out_features()
          << ", bias=" << (options.bias() ? "true" : "false");
-  if (!adapters_.empty()) {
+  if (!adapters().empty()) {
     stream << ", adapters=[";
     const char* sep = "";
-    for (const auto& [key, a] : adapters_) {
+    for (const auto& [key, a] : adapters()) {
       stream << sep << key << ":" << to_string(a->options().kind) << "(r=" << a->options().rank << ")";
       sep = ", ";
     }
-    stream << "], active=" << (active_.empty() ? "none" : active_);
-    if (!enabled_) stream << ", disabled";
+    stream << "], active=" << (active_adapter().empty() ? "none" : active_adapter());
+    if (!adapters_enabled()) stream << ", disabled";
   }
   stream << ")";
 }

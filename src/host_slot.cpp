@@ -1,5 +1,8 @@
 #include "host_slot.h"
 
+#include "in_place_host.h"
+#include "tlora/host_linear.h"
+
 #include <c10/util/Exception.h>
 #include <torch/nn/modules/linear.h>
 
@@ -8,43 +11,43 @@ namespace tlora::detail {
 HostSlot make_host_slot(const torch::OrderedDict<std::string, ModulePtr>& named, std::string path,
                         ModulePtr module) {
   HostSlot slot{std::move(path), std::move(module), nullptr, nullptr};
-  slot.host = std::dynamic_pointer_cast<LinearImpl>(slot.module);
+  slot.host = adapter_host(slot.module);
+  slot.in_place = std::dynamic_pointer_cast<InPlaceHost>(slot.host) != nullptr;
   if (const auto dot = slot.path.rfind('.'); dot != std::string::npos) {
     slot.parent = named[slot.path.substr(0, dot)];
   }
   return slot;
 }
 
-at::Tensor host_weight(const HostSlot& slot, std::string_view subject, std::string_view advice) {
-  if (slot.host) return slot.host->weight;
+at::Tensor host_weight(HostSlot& slot, std::string_view subject, std::string_view advice) {
+  if (slot.host) return slot.host->base().weight;
   const auto* linear = dynamic_cast<const torch::nn::LinearImpl*>(slot.module.get());
   TORCH_CHECK(linear, subject, " '", slot.path, "' is a ", slot.module->name(), ", not a linear layer",
               advice);
   // The registry (children_) and `slot` hold it; any other owner is a C++ member or a container
   // (Sequential, ModuleList, ModuleDict) whose forward would keep calling it.
-  TORCH_CHECK(slot.module.use_count() <= 2, subject, " '", slot.path,
-              "' is a torch::nn::Linear that is still held by a C++ member or a container, so "
-              "replacing it in the module registry would not change what forward() calls. Build "
-              "the model from tlora::Linear (a drop-in with the same options and parameter "
-              "names), which carries adapters in place.");
+  slot.in_place = slot.module.use_count() > 2;
   return linear->weight;
 }
 
-std::shared_ptr<LinearImpl> install_host(torch::nn::Module& model, HostSlot& slot) {
+std::shared_ptr<AdapterHost> install_host(torch::nn::Module& model, HostSlot& slot) {
   if (slot.host) return slot.host;
   const auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(slot.module);
-  slot.host = std::make_shared<LinearImpl>(linear->weight, linear->bias);
+  if (slot.in_place) {
+    slot.host = attach_in_place_host(linear, slot.path);
+    return slot.host;
+  }
+  auto host = std::make_shared<LinearImpl>(linear->weight, linear->bias);
   const auto dot = slot.path.rfind('.');
   const std::string key = dot == std::string::npos ? slot.path : slot.path.substr(dot + 1);
-  (slot.parent ? *slot.parent : model).replace_module(key, slot.host);
+  (slot.parent ? *slot.parent : model).replace_module(key, host);
+  slot.host = host;
   return slot.host;
 }
 
-std::vector<std::shared_ptr<LinearImpl>> hosts_of(torch::nn::Module& model) {
-  std::vector<std::shared_ptr<LinearImpl>> hosts;
-  for (const auto& m : model.modules(/*include_self=*/false)) {
-    if (auto h = std::dynamic_pointer_cast<LinearImpl>(m)) hosts.push_back(std::move(h));
-  }
+std::vector<std::shared_ptr<AdapterHost>> hosts_of(torch::nn::Module& model) {
+  std::vector<std::shared_ptr<AdapterHost>> hosts;
+  for (auto& [path, host] : adapter_hosts(model)) hosts.push_back(std::move(host));
   return hosts;
 }
 

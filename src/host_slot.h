@@ -1,8 +1,8 @@
-// Internal: finding the layer at a module path that is, or can become, a tlora::Linear host, and
-// putting a host there. Shared by inject and load_adapter so that both refuse and swap alike.
+// Internal: finding the layer at a module path that is, or can become, an adapter host, and
+// putting a host there. Shared by inject and load_adapter so that both refuse and patch alike.
 #pragma once
 
-#include "tlora/host_linear.h"
+#include "tlora/adapter_host.h"
 
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
@@ -25,8 +25,11 @@ struct HostSlot {
   ModulePtr module;
   /// Its parent; null when the parent is the root.
   ModulePtr parent;
-  /// The module as a tlora::Linear, or null when it is something else.
-  std::shared_ptr<LinearImpl> host;
+  /// The module's adapter host, or null when it has none yet.
+  std::shared_ptr<AdapterHost> host;
+  /// A torch::nn::Linear that something besides its parent's registry holds (a C++ member, a
+  /// Sequential), so it is (or will be, see host_weight) patched in place rather than replaced.
+  bool in_place = false;
 };
 
 /// The slot of `module` at `path`; `named` is the root's named_modules(), where the parent is
@@ -34,19 +37,19 @@ struct HostSlot {
 HostSlot make_host_slot(const torch::OrderedDict<std::string, ModulePtr>& named, std::string path,
                         ModulePtr module);
 
-/// The base weight of a slot that can carry adapters: a tlora::Linear, or a torch::nn::Linear
-/// that only its parent's registry and `slot` hold, so that replacing it there changes what
-/// forward() calls. Otherwise throws "<subject> '<path>' is a …", adding `advice` when the
-/// module is not a linear layer at all. Call it after dropping every other copy of the module
-/// pointer (e.g. the named_modules() dictionary), which would count as a holder.
-at::Tensor host_weight(const HostSlot& slot, std::string_view subject, std::string_view advice);
+/// The base weight of a slot that can carry adapters: a host, or a torch::nn::Linear. Decides
+/// how a Linear will be patched (slot.in_place). Otherwise throws "<subject> '<path>' is a …",
+/// adding `advice`. Call it after dropping every other copy of the module pointer (e.g. the
+/// named_modules() dictionary), which would count as a holder.
+at::Tensor host_weight(HostSlot& slot, std::string_view subject, std::string_view advice);
 
-/// The slot's tlora::Linear: the one already there, or a new one sharing the torch::nn::Linear's
-/// weight and bias, put in its place in the parent's registry. Call host_weight first.
-std::shared_ptr<LinearImpl> install_host(torch::nn::Module& model, HostSlot& slot);
+/// The slot's host: the one already there; for a torch::nn::Linear that only its parent's
+/// registry holds, a tlora::Linear sharing its weight and bias, put in its place (the fast way);
+/// for one held elsewhere, an in-place host attached to it. Call host_weight first.
+std::shared_ptr<AdapterHost> install_host(torch::nn::Module& model, HostSlot& slot);
 
-/// Every tlora::Linear in `model`, in module order.
-std::vector<std::shared_ptr<LinearImpl>> hosts_of(torch::nn::Module& model);
+/// Every adapter host in `model`, in module order.
+std::vector<std::shared_ptr<AdapterHost>> hosts_of(torch::nn::Module& model);
 
 /// Freezes every parameter except those of each host's active adapter and those of `kept`.
 void freeze_all_but_adapters_and(torch::nn::Module& model, const std::vector<ModulePtr>& kept);

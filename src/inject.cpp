@@ -1,7 +1,7 @@
 #include "tlora/inject.h"
 
 #include "host_slot.h"
-#include "tlora/host_linear.h"
+#include "in_place_host.h"
 
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
@@ -85,6 +85,15 @@ std::string trainable_summary(const torch::nn::Module& model) {
                      with_commas(all), all ? 100.0 * trainable / all : 0.0);
 }
 
+std::vector<at::Tensor> trainable_parameters(const torch::nn::Module& model) {
+  adapter_hosts(model);  // refuses two layers whose adapters share a name (and so A and B)
+  std::vector<at::Tensor> out;
+  for (const auto& p : model.parameters()) {
+    if (p.requires_grad()) out.push_back(p);
+  }
+  return out;
+}
+
 std::string InjectReport::summary() const {
   return fmt::format("trainable params: {} || all params: {} || trainable%: {:.4f}",
                      with_commas(trainable_params), with_commas(all_params),
@@ -126,6 +135,11 @@ InjectReport inject(torch::nn::Module& model, const InjectConfig& config) {
     const auto named = model.named_modules("", /*include_self=*/false);
     for (const auto& item : named) {
       const std::string& path = item.key();
+      // The adapters and host state that earlier injections added are never targets.
+      if (std::dynamic_pointer_cast<AdapterImpl>(item.value()) ||
+          std::dynamic_pointer_cast<detail::InPlaceHost>(item.value())) {
+        continue;
+      }
       for (size_t i = 0; i < config.modules_to_save.size(); ++i) {
         if (name_matches(path, config.modules_to_save[i])) {
           save_used[i] = true;
@@ -164,9 +178,13 @@ InjectReport inject(torch::nn::Module& model, const InjectConfig& config) {
 
   // Validate every match and build every adapter before the model is touched.
   std::vector<at::Tensor> weights;
-  for (const auto& m : matches) {
+  for (auto& m : matches) {
     weights.push_back(detail::host_weight(m.slot, "inject: matched module",
                                           "; narrow target_modules or add it to exclude_modules"));
+    TORCH_CHECK(!m.slot.in_place || m.options.dropout == 0.0, "inject: module '", m.slot.path,
+                "' is a torch::nn::Linear held by a C++ member or a container, so it is patched in place "
+                "(its weight becomes W0 + ΔW, refreshed once per step), where adapter dropout cannot apply; "
+                "set the adapter's dropout to 0, or build the model from tlora::Linear");
     TORCH_CHECK(!m.slot.host || !m.slot.host->adapter(config.adapter_name), "inject: module '",
                 m.slot.path, "' already has an adapter named '", config.adapter_name, "'");
   }
@@ -241,7 +259,7 @@ DisableAdapters::DisableAdapters(torch::nn::Module& model) {
 }
 
 DisableAdapters::~DisableAdapters() {
-  for (auto& [m, enabled] : hosts_) std::static_pointer_cast<LinearImpl>(m)->set_adapters_enabled(enabled);
+  for (auto& [host, enabled] : hosts_) host->set_adapters_enabled(enabled);
 }
 
 }  // namespace tlora

@@ -1,14 +1,10 @@
 #include "tlora/linear.h"
 
-#include "tlora/random.h"
-
-#include <ATen/ops/empty.h>
-#include <ATen/ops/full.h>
-#include <ATen/ops/linear.h>
-#include <ATen/ops/zeros.h>
+#include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
-#include <torch/nn/init.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <ostream>
 
@@ -22,27 +18,50 @@ TLoRALinearOptions TLoRALinearOptions::like(const torch::nn::Linear& base, int64
   return TLoRALinearOptions(o.in_features(), o.out_features(), rank).bias(o.bias());
 }
 
-TLoRALinearImpl::TLoRALinearImpl(TLoRALinearOptions options_) : options(std::move(options_)) {
-  reset();
+namespace {
+
+// The name of a layer whose options left it empty: distinct per layer, reproducible for the same
+// order of construction.
+std::string default_name() {
+  static std::atomic<uint64_t> unnamed{0};
+  return "tlora_linear." + std::to_string(unnamed++);
+}
+
+TLoRALinearOptions named(TLoRALinearOptions options) {
+  if (options.name().empty()) options.name(default_name());
+  return options;
+}
+
+}  // namespace
+
+// The sizes are clamped so that check_options, not the base class, reports bad ones by layer name.
+TLoRALinearImpl::TLoRALinearImpl(TLoRALinearOptions options_)
+    : LinearImpl(torch::nn::LinearOptions(std::max<int64_t>(options_.in_features(), 1),
+                                          std::max<int64_t>(options_.out_features(), 1))
+                     .bias(options_.bias())),
+      tlora_options_(named(std::move(options_))) {
+  check_options();
+  weight.requires_grad_(false);
+  if (bias.defined()) bias.requires_grad_(false);
+  reset_adapter();
 }
 
 TLoRALinearImpl::TLoRALinearImpl(const torch::nn::Linear& base, TLoRALinearOptions options_)
-    : options(std::move(options_)) {
+    : LinearImpl(base->weight, base->bias), tlora_options_(named(std::move(options_))) {
   check_options();
   const auto& o = base->options;
-  TORCH_CHECK(o.in_features() == options.in_features() && o.out_features() == options.out_features()
-                  && o.bias() == options.bias(),
-              "TLoRALinear '", options.name(), "': options (in=", options.in_features(),
-              ", out=", options.out_features(), ", bias=", options.bias(),
-              ") do not match the Linear being adapted (in=", o.in_features(),
+  const TLoRALinearOptions& t = tlora_options_;
+  TORCH_CHECK(o.in_features() == t.in_features() && o.out_features() == t.out_features() && o.bias() == t.bias(),
+              "TLoRALinear '", t.name(), "': options (in=", t.in_features(), ", out=", t.out_features(),
+              ", bias=", t.bias(), ") do not match the Linear being adapted (in=", o.in_features(),
               ", out=", o.out_features(), ", bias=", o.bias(), ")");
-  weight = register_parameter("weight", base->weight, /*requires_grad=*/false);
-  bias = register_parameter("bias", base->bias, /*requires_grad=*/false);
+  weight.requires_grad_(false);
+  if (bias.defined()) bias.requires_grad_(false);
   reset_adapter();
 }
 
 void TLoRALinearImpl::check_options() const {
-  const auto& o = options;
+  const auto& o = tlora_options_;
   const std::string& n = o.name();
   TORCH_CHECK(o.in_features() > 0 && o.out_features() > 0, "TLoRALinear '", n,
               "': in_features and out_features must be positive, got ", o.in_features(), " and ",
@@ -57,35 +76,37 @@ void TLoRALinearImpl::check_options() const {
 }
 
 void TLoRALinearImpl::reset() {
-  check_options();
-  const int64_t in = options.in_features();
-  const int64_t out = options.out_features();
-  // torch::nn::Linear's own initialisation, so a fresh layer is the same as a fresh Linear.
-  weight = register_parameter("weight", at::empty({out, in}), /*requires_grad=*/false);
-  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
-  if (options.bias()) {
-    const double bound = 1.0 / std::sqrt(static_cast<double>(in));
-    bias = register_parameter("bias", at::empty({out}), /*requires_grad=*/false);
-    torch::nn::init::uniform_(bias, -bound, bound);
-  } else {
-    bias = register_parameter("bias", {}, /*requires_grad=*/false);
-  }
+  if (merged_) unmerge();
+  reset_parameters();
   reset_adapter();
 }
 
 void TLoRALinearImpl::reset_adapter() {
   if (merged_) unmerge();  // the new adapter must not leave the old ΔW inside W0
-  const int64_t r = options.rank();
-  Projections p = draw_projections(options.in_features(), options.out_features(), r,
-                                   options.init(), options.seed(), options.name(),
-                                   weight.options());
-  down = register_buffer("down", std::move(p.down));
-  up = register_buffer("up", std::move(p.up));
-  core = register_parameter("core", at::zeros({r, r}, weight.options()));
-  scale = register_parameter("scale", at::full({}, options.scale_init(), weight.options()));
-  merged_ = false;
+  const TLoRALinearOptions& o = tlora_options_;
+  AdapterOptions adapter;
+  adapter.kind = AdapterKind::TLoRA;
+  adapter.rank = o.rank();
+  adapter.scale = o.scale_init();
+  adapter.dropout = o.dropout();
+  adapter.dropout_position = o.dropout_position();
+  adapter.init = o.init();
+  adapter.seed = o.seed();
+  adapter.strategy = o.strategy();
+  if (this->adapter("default")) delete_adapter("default");
+  add_adapter("default", make_adapter(adapter, o.name(), weight));
+  const auto parameters = this->adapter("default")->named_parameters();
+  const auto buffers = this->adapter("default")->named_buffers();
+  down = buffers["down"];
+  up = buffers["up"];
+  core = parameters["core"];
+  scale = parameters["scale"];
   original_weight_ = at::Tensor();
-  dropout_calls_ = 0;
+}
+
+void TLoRALinearImpl::set_strategy(Strategy strategy) {
+  tlora_options_.strategy(strategy);
+  if (const auto a = adapter("default")) a->set_strategy(strategy);
 }
 
 TriLinearWeights TLoRALinearImpl::weights() const {
@@ -93,39 +114,30 @@ TriLinearWeights TLoRALinearImpl::weights() const {
 }
 
 at::Tensor TLoRALinearImpl::forward(const at::Tensor& input) {
-  const std::string label = "TLoRALinear '" + options.name() + "'";
-  if (merged_) {
-    TORCH_CHECK(input.dim() >= 1 && input.size(-1) == options.in_features(), label,
-                ": input shape ", input.sizes(), " does not end in in_features=",
-                options.in_features());
-    return at::linear(input, weight, bias);
-  }
-  AdapterDropout dropout;
-  if (is_training() && options.dropout() > 0.0) {
-    dropout.p = options.dropout();
-    dropout.position = options.dropout_position();
-    dropout.seed = options.seed();
-    // Backward regenerates the mask from the same stream.
-    dropout.stream = dropout_stream(options.name(), dropout_calls_++);
-  }
-  return tri_linear(input, weights(), options.strategy(), dropout, label);
+  TORCH_CHECK(input.dim() >= 1 && input.size(-1) == tlora_options_.in_features(), "TLoRALinear '",
+              tlora_options_.name(), "': input shape ", input.sizes(), " does not end in in_features=",
+              tlora_options_.in_features());
+  return LinearImpl::forward(input);
 }
 
 at::Tensor TLoRALinearImpl::delta_weight() const {
-  return tri_delta_weight(up, core.detach(), down, scale.detach());
+  const auto a = adapter("default");
+  TORCH_CHECK(a, "TLoRALinear '", tlora_options_.name(), "': its adapter was removed (merge_and_unload or unload)");
+  return a->delta_weight();
 }
 
 void TLoRALinearImpl::merge(bool keep_original) {
-  TORCH_CHECK(!merged_, "TLoRALinear '", options.name(), "': already merged");
+  TORCH_CHECK(!merged_, "TLoRALinear '", tlora_options_.name(), "': already merged");
   at::NoGradGuard no_grad;
   original_weight_ = keep_original ? weight.clone() : at::Tensor();
   tri_add_delta_weight_(weight, up, core.detach(), down, scale.detach(),
-                        "TLoRALinear '" + options.name() + "'");
+                        "TLoRALinear '" + tlora_options_.name() + "'");
+  set_adapters_enabled(false);
   merged_ = true;
 }
 
 void TLoRALinearImpl::unmerge() {
-  TORCH_CHECK(merged_, "TLoRALinear '", options.name(), "': unmerge() without merge()");
+  TORCH_CHECK(merged_, "TLoRALinear '", tlora_options_.name(), "': unmerge() without merge()");
   at::NoGradGuard no_grad;
   if (original_weight_.defined()) {
     weight.copy_(original_weight_);
@@ -133,13 +145,14 @@ void TLoRALinearImpl::unmerge() {
   } else {
     weight.sub_(delta_weight());
   }
+  set_adapters_enabled(true);
   merged_ = false;
 }
 
 int64_t TLoRALinearImpl::adapter_parameter_count() const { return core.numel() + scale.numel(); }
 
 void TLoRALinearImpl::pretty_print(std::ostream& stream) const {
-  const auto& o = options;
+  const auto& o = tlora_options_;
   stream << "tlora::TLoRALinear(in_features=" << o.in_features()
          << ", out_features=" << o.out_features() << ", rank=" << o.rank()
          << ", bias=" << (o.bias() ? "true" : "false") << ", init=" << to_string(o.init())

@@ -1,5 +1,6 @@
 #include "tlora/safetensors.h"
 
+#include "mapped_file.h"
 #include "tlora/atomic_file.h"
 
 #include <ATen/ops/empty.h>
@@ -7,20 +8,13 @@
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cerrno>
 #include <cstring>
 #include <limits>
 #include <optional>
 #include <set>
-#include <system_error>
 #include <tuple>
 
 namespace tlora::safetensors {
@@ -73,37 +67,6 @@ template <typename... Args>
 template <typename... Args>
 [[noreturn]] void fail_entry(const fs::path& path, const std::string& name, const Args&... args) {
   fail(path, "tensor \"", name, "\": ", args...);
-}
-
-// The whole file, mapped read-only for as long as any File copy holds it.
-struct Mapping {
-  std::shared_ptr<const void> owner;
-  const std::byte* bytes = nullptr;
-  uint64_t size = 0;
-};
-
-Mapping map_file(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(path, "cannot open: ", std::system_category().message(errno));
-  struct stat status {};
-  const int stat_error = ::fstat(fd, &status) == 0 ? 0 : errno;
-  if (stat_error != 0 || !S_ISREG(status.st_mode)) {
-    ::close(fd);
-    if (stat_error != 0) fail(path, "cannot stat: ", std::system_category().message(stat_error));
-    fail(path, "not a regular file");
-  }
-  const auto size = static_cast<uint64_t>(status.st_size);
-  if (size < 8) {  // too short to map usefully (mmap refuses 0 bytes); File::parse says why
-    ::close(fd);
-    return {nullptr, nullptr, size};
-  }
-  void* address = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_error = errno;
-  ::close(fd);  // the mapping keeps the file alive
-  if (address == MAP_FAILED) fail(path, "cannot map: ", std::system_category().message(map_error));
-  return {std::shared_ptr<const void>(
-              address, [size](const void* p) { ::munmap(const_cast<void*>(p), size); }),
-          static_cast<const std::byte*>(address), size};
 }
 
 // nlohmann keeps the last of repeated keys silently, so a header naming a tensor twice would be
@@ -317,7 +280,7 @@ std::string_view dtype_name(at::ScalarType dtype) {
 }
 
 File File::open(const fs::path& path) {
-  Mapping mapping = map_file(path);
+  detail::MappedFile mapping = detail::map_file(path, "safetensors file");
   return parse(path, std::move(mapping.owner), mapping.bytes, mapping.size);
 }
 

@@ -41,10 +41,7 @@ int train(const Context& ctx, const std::string& out, int64_t steps, int64_t glo
   config.modules_to_save = {"classifier"};
   tlora::inject(*model, config);
 
-  std::vector<at::Tensor> trainable;
-  for (const auto& p : model->parameters()) {
-    if (p.requires_grad()) trainable.push_back(p);
-  }
+  std::vector<at::Tensor> trainable = tlora::trainable_parameters(*model);
   {
     // Replicas that start apart: broadcast_parameters must make them rank 0's.
     at::NoGradGuard no_grad;

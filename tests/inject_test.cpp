@@ -162,7 +162,8 @@ TEST(Inject, ErrorsLeaveTheModelUnchanged) {
   EXPECT_NE(error_of([&] { tlora::inject(*model, c); }).find("no targets given"), std::string::npos);
 }
 
-// A foreign torch::nn::Linear held by a member cannot be swapped live: refuse and say why.
+// A foreign torch::nn::Linear is swapped for a tlora::Linear when only the registry holds it, and
+// patched in place when a member or a container holds it (tests/in_place_test.cpp has the maths).
 struct ForeignNet : torch::nn::Module {
   ForeignNet() : fc(register_module("fc", torch::nn::Linear(8, 8))) {
     register_module("free", torch::nn::Linear(8, 8));  // held by the registry only
@@ -170,22 +171,28 @@ struct ForeignNet : torch::nn::Module {
   torch::nn::Linear fc;
 };
 
-TEST(Inject, ForeignLinearSwappedOnlyWhenLive) {
+TEST(Inject, ForeignLinearSwappedWhenLiveElsePatchedInPlace) {
   ForeignNet net;
   InjectConfig c = qv();
-  c.target_modules = {"fc"};
-  EXPECT_NE(error_of([&] { tlora::inject(net, c); }).find("'fc' is a torch::nn::Linear that is still held by a C++ member"), std::string::npos);
-  c.target_modules = {"free"};
+  c.target_modules = {"fc", "free"};
   const at::Tensor weight = net.named_parameters()["free.weight"];
   tlora::inject(net, c);
   auto host = std::dynamic_pointer_cast<tlora::LinearImpl>(net.named_children()["free"]);
   ASSERT_TRUE(host);
   EXPECT_EQ(host->weight.data_ptr(), weight.data_ptr()) << "the weights are shared, not copied";
   EXPECT_EQ(host->adapter_names(), std::vector<std::string>{"default"});
+  EXPECT_EQ(net.named_children()["fc"].get(), net.fc.ptr().get()) << "the member's Linear stays in place";
+  const auto patched = tlora::adapter_host(net.fc.ptr());
+  ASSERT_TRUE(patched);
+  EXPECT_EQ(patched->adapter_names(), std::vector<std::string>{"default"});
 
   torch::nn::Sequential seq(torch::nn::Linear(4, 4));
   c.target_modules = {"0"};
-  EXPECT_NE(error_of([&] { tlora::inject(*seq, c); }).find("still held by a C++ member or a container"), std::string::npos);
+  tlora::inject(*seq, c);
+  EXPECT_TRUE(tlora::adapter_host(seq->ptr(0)));
+  c.adapter.dropout = 0.1;
+  c.adapter_name = "dropped";
+  EXPECT_NE(error_of([&] { tlora::inject(*seq, c); }).find("adapter dropout cannot apply"), std::string::npos);
 }
 
 TEST(Inject, SeveralNamedAdaptersSwitchWithoutCopies) {

@@ -1,6 +1,7 @@
 // TLoRALinear as a module: construction, freezing, merge/unmerge, errors, and training.
 #include "test_util.h"
 #include "tolerance.h"
+#include "tlora/inject.h"
 #include "tlora/linear.h"
 
 #include <ATen/ATen.h>
@@ -24,12 +25,13 @@ TEST(TLoRALinear, ParametersBuffersAndFreezing) {
   for (const auto& p : layer->named_parameters()) {
     (p.value().requires_grad() ? trainable : frozen).push_back(p.key());
   }
-  EXPECT_EQ(trainable, (std::vector<std::string>{"core", "scale"}));
+  EXPECT_EQ(trainable, (std::vector<std::string>{"default.core", "default.scale"}));
   EXPECT_EQ(frozen, (std::vector<std::string>{"weight", "bias"}));
   const auto buffers = layer->named_buffers();
   ASSERT_EQ(buffers.size(), 2u);
-  EXPECT_EQ(buffers["down"].sizes(), (std::vector<int64_t>{4, 16}));
-  EXPECT_EQ(buffers["up"].sizes(), (std::vector<int64_t>{12, 4}));
+  EXPECT_EQ(buffers["default.down"].sizes(), (std::vector<int64_t>{4, 16}));
+  EXPECT_EQ(buffers["default.up"].sizes(), (std::vector<int64_t>{12, 4}));
+  EXPECT_EQ(layer->adapter_names(), std::vector<std::string>{"default"});
   EXPECT_EQ(layer->adapter_parameter_count(), 4 * 4 + 1);
   EXPECT_TRUE(at::equal(layer->core, at::zeros({4, 4})));
   EXPECT_EQ(layer->scale.item<double>(), 1.0);
@@ -58,10 +60,9 @@ TEST(TLoRALinear, ProjectionsDependOnSeedAndNameOnly) {
 
 TEST(TLoRALinear, ZeroCoreEqualsBaseLayerExactly) {
   torch::nn::Linear base(torch::nn::LinearOptions(10, 6));
-  TLoRALinear layer(base, TLoRALinearOptions::like(base, 3));
   const at::Tensor x = at::randn({4, 5, 10});
   for (auto s : {tlora::Strategy::Factored, tlora::Strategy::Merged}) {
-    layer->options.strategy(s);
+    TLoRALinear layer(base, TLoRALinearOptions::like(base, 3).strategy(s));
     EXPECT_TRUE(at::equal(layer(x), base(x))) << tlora::to_string(s);
   }
 }
@@ -131,20 +132,21 @@ TEST(TLoRALinear, AcceptsAnyLeadingShape) {
 }
 
 TEST(TLoRALinear, DropoutOnlyInTrainingAndFreshPerCall) {
-  TLoRALinear layer(TLoRALinearOptions(16, 16, 4).dropout(0.5));
+  TLoRALinear layer(TLoRALinearOptions(16, 16, 4).dropout(0.5).name("d"));
+  TLoRALinear plain(TLoRALinearOptions(16, 16, 4).name("d"));
   {
     at::NoGradGuard g;
     layer->core.normal_();
+    plain->weight.copy_(layer->weight);
+    plain->bias.copy_(layer->bias);
+    plain->core.copy_(layer->core);
   }
   const at::Tensor x = at::randn({8, 16});
   const at::Tensor a = layer(x), b = layer(x);
   EXPECT_FALSE(at::equal(a, b)) << "each training call draws a new mask";
   layer->eval();
   EXPECT_TRUE(at::equal(layer(x), layer(x)));
-  layer->options.dropout(0.0);
-  const at::Tensor no_dropout = layer(x);
-  layer->options.dropout(0.5);
-  EXPECT_TRUE(at::equal(layer(x), no_dropout));
+  EXPECT_TRUE(at::equal(layer(x), plain(x))) << "evaluation applies no dropout";
 }
 
 TEST(TLoRALinear, OptionErrorsNameTheLayer) {
@@ -170,16 +172,50 @@ TEST(TLoRALinear, PrettyPrint) {
   std::ostringstream s;
   s << *layer;
   EXPECT_EQ(s.str(), "tlora::TLoRALinear(in_features=8, out_features=4, rank=2, bias=false, "
-                     "init=paper, strategy=auto, dropout=0.5@output)");
+                     "init=paper, strategy=auto, dropout=0.5@output)(\n  (default): tlora\n)");
 }
 
-TEST(TLoRALinear, CloneIsDeep) {
-  TLoRALinear layer(TLoRALinearOptions(8, 4, 2));
-  auto copy = std::dynamic_pointer_cast<tlora::TLoRALinearImpl>(layer->clone());
-  ASSERT_TRUE(copy);
-  EXPECT_TRUE(at::equal(copy->weight, layer->weight) && at::equal(copy->down, layer->down));
-  EXPECT_NE(copy->weight.data_ptr(), layer->weight.data_ptr());
-  EXPECT_FALSE(copy->weight.requires_grad());
+// Unnamed layers get distinct names, so they never share A and B; named ones must be unique
+// within a model.
+TEST(TLoRALinear, NamesKeyTheProjectionsAndMustBeUnique) {
+  TLoRALinear a(TLoRALinearOptions(8, 8, 2)), b(TLoRALinearOptions(8, 8, 2));
+  EXPECT_NE(a->tlora_options().name(), b->tlora_options().name());
+  EXPECT_EQ(a->tlora_options().name().rfind("tlora_linear.", 0), 0u);
+  EXPECT_FALSE(at::equal(a->down, b->down));
+
+  struct Twins : torch::nn::Module {
+    Twins() {
+      register_module("first", TLoRALinear(TLoRALinearOptions(8, 8, 2).name("q")));
+      register_module("second", TLoRALinear(TLoRALinearOptions(8, 8, 2).name("q")));
+    }
+  } twins;
+  EXPECT_NE(error_of([&] { tlora::trainable_parameters(twins); })
+                .find("the layers 'first' and 'second' are both named 'q'"),
+            std::string::npos);
+}
+
+// A TLoRALinear is a host like any other: the model-wide functions see its adapter.
+TEST(TLoRALinear, IsAnAdapterHost) {
+  struct Net : torch::nn::Module {
+    Net() : fc(register_module("fc", TLoRALinear(TLoRALinearOptions(8, 6, 2).name("fc")))) {}
+    TLoRALinear fc;
+  } net;
+  {
+    at::NoGradGuard g;
+    net.fc->core.normal_();
+  }
+  EXPECT_EQ(tlora::trainable_parameters(net).size(), 2u);
+  const at::Tensor x = at::randn({3, 8});
+  const at::Tensor adapted = net.fc(x).detach();
+  {
+    tlora::DisableAdapters off(net);
+    EXPECT_TRUE(at::equal(net.fc(x), at::linear(x, net.fc->weight, net.fc->bias)));
+  }
+  const at::Tensor expected = at::linear(x, net.fc->weight + net.fc->delta_weight(), net.fc->bias);
+  tlora::merge_and_unload(net);
+  EXPECT_TRUE(net.fc->adapter_names().empty());
+  EXPECT_TRUE(at::allclose(net.fc(x), expected, 0, tlora::testing::float32_tolerance(expected, 8, 2)));
+  EXPECT_TRUE(at::allclose(net.fc(x), adapted, 0, tlora::testing::float32_tolerance(adapted, 8, 2)));
 }
 
 // A teacher whose change lies in the adapter's span, W0 + α*·B·M*·A, is recovered exactly.

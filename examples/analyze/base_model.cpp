@@ -4,6 +4,7 @@
 #include "tlora/models/bert.h"
 #include "tlora/models/loading.h"
 #include "tlora/models/roberta.h"
+#include "tlora/models/sequence_classifier.h"
 #include "tlora/safetensors.h"
 
 #include <c10/util/Exception.h>
@@ -48,11 +49,11 @@ std::shared_ptr<torch::nn::Module> build_base_model(const fs::path& model_dir, c
       config.problem_type.clear();
     }
   }
-  const bool roberta = config.model_type == "roberta";
   if (with_head) {
-    return roberta ? load<tlora::models::RobertaForSequenceClassification>(config, model_dir)
-                   : load<tlora::models::BertForSequenceClassification>(config, model_dir);
+    auto model = tlora::models::make_sequence_classifier(config);
+    tlora::models::load_weights(*model, model_dir);
+    return model;
   }
-  return roberta ? load<tlora::models::RobertaModel>(config, model_dir)
-                 : load<tlora::models::BertModel>(config, model_dir);
+  return config.model_type == "roberta" ? load<tlora::models::RobertaModel>(config, model_dir)
+                                        : load<tlora::models::BertModel>(config, model_dir);
 }

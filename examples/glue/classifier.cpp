@@ -7,10 +7,9 @@
 #include "tlora/atomic_file.h"
 #include "tlora/checkpoint.h"
 #include "tlora/host_linear.h"
-#include "tlora/models/bert.h"
 #include "tlora/models/config.h"
 #include "tlora/models/loading.h"
-#include "tlora/models/roberta.h"
+#include "tlora/models/sequence_classifier.h"
 #include "tlora/precision.h"
 #include "tlora/random.h"
 #include "tlora/safetensors.h"
@@ -50,21 +49,6 @@ std::string base_digest(const std::string& model_dir) {
   return fmt::format("{:016x}", h);
 }
 
-template <typename Holder>
-Classifier wrap(Holder model) {
-  Classifier c;
-  c.module = model.ptr();
-  c.head_modules = model->head_modules();
-  c.forward = [model](const at::Tensor& ids, const at::Tensor& mask,
-                      const at::Tensor& types) mutable {
-    return model->forward(ids, mask, types);
-  };
-  c.loss = [model](const at::Tensor& logits, const at::Tensor& labels) {
-    return model->loss(logits, labels);
-  };
-  return c;
-}
-
 }  // namespace
 
 void to_precision(Classifier& classifier, const std::string& precision, c10::Device device) {
@@ -97,15 +81,9 @@ Classifier load_classifier(const std::string& model_dir, int64_t num_labels, uin
   tlora::models::LoadOptions options;
   options.seed = seed;
   Classifier c;
-  if (config.model_type == "bert") {
-    tlora::models::BertForSequenceClassification model(config);
-    tlora::models::load_weights(*model, model_dir, options);
-    c = wrap(model);
-  } else {
-    tlora::models::RobertaForSequenceClassification model(config);
-    tlora::models::load_weights(*model, model_dir, options);
-    c = wrap(model);
-  }
+  c.module = tlora::models::make_sequence_classifier(config);
+  tlora::models::load_weights(*c.module, model_dir, options);
+  c.head_modules = c.module->head_modules();
   c.base_digest = base_digest(model_dir);
   return c;
 }

@@ -6,13 +6,12 @@
 #include "options.h"
 
 #include "tlora/inject.h"
-#include "tlora/models/encoder.h"
+#include "tlora/models/sequence_classifier.h"
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,13 +20,10 @@
 
 namespace glue_app {
 
-// A sequence classifier of either family behind one interface.
+// The sequence classifier being fine-tuned, and what the run knows about it.
 struct Classifier {
-  std::shared_ptr<tlora::models::PreTrainedModel> module;
-  // Logits [batch, num_labels] from ids, attention mask and token types.
-  std::function<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&)> forward;
-  // The model's loss for logits and labels.
-  std::function<at::Tensor(const at::Tensor&, const at::Tensor&)> loss;
+  // BERT's or RoBERTa's: forward gives logits [batch, num_labels], loss the model's loss.
+  std::shared_ptr<tlora::models::SequenceClassifierImpl> module;
   // Paths of the head modules (trained by every method).
   std::vector<std::string> head_modules;
   // Identifies the base model (its config.json and weight files) so an adapter trained on

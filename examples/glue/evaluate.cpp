@@ -30,7 +30,7 @@ std::vector<double> predict(const Classifier& c, const tlora::glue::Features& fe
     for (int64_t p : positions) indices.push_back(mine[static_cast<size_t>(p)]);
     const auto batch = tlora::glue::collate(features, indices, spec.pad_id, spec.regression);
     const tlora::AutocastGuard autocast(spec.device.type(), at::kBFloat16, spec.autocast);
-    const at::Tensor logits = c.forward(batch.input_ids.to(spec.device),
+    const at::Tensor logits = c.module->forward(batch.input_ids.to(spec.device),
                                         batch.attention_mask.to(spec.device),
                                         batch.token_type_ids.to(spec.device));
     const at::Tensor values =

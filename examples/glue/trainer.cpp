@@ -325,10 +325,10 @@ class Trainer {
         {
           // Forward and loss under autocast, backward after it (as with torch.autocast).
           const tlora::AutocastGuard autocast(device_.type(), at::kBFloat16, spec_.autocast);
-          const at::Tensor logits = classifier_.forward(batch.input_ids.to(device_),
+          const at::Tensor logits = classifier_.module->forward(batch.input_ids.to(device_),
                                                         batch.attention_mask.to(device_),
                                                         batch.token_type_ids.to(device_));
-          loss = classifier_.loss(logits.to(at::kFloat), batch.labels.to(device_));
+          loss = classifier_.module->loss(logits.to(at::kFloat), batch.labels.to(device_));
         }
         local[0] = loss.item<double>() * static_cast<double>(shard.size());
         local[1] = static_cast<double>(batch.tokens);

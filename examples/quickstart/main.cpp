@@ -89,7 +89,7 @@ struct Teacher {
 
   explicit Teacher(const Mlp& model) {
     for (const auto& layer : model->layers) {
-      const int64_t r = layer->options.rank();
+      const int64_t r = layer->tlora_options().rank();
       const int64_t k = std::min(kTeacherRank, r);
       at::Tensor change = layer->up.mm(at::randn({r, k})).mm(at::randn({k, r})).mm(layer->down);
       change.mul_(kChange * layer->weight.norm().item<double>() / change.norm().item<double>());
@@ -194,7 +194,7 @@ int run(const Config& cfg) {
   model->eval();
   // At this batch size Auto would already evaluate the adapter as W0 + ΔW, the same sum that
   // merge() forms; factored evaluation makes the merge check compare two different computations.
-  for (auto& layer : model->layers) layer->options.strategy(tlora::Strategy::Factored);
+  for (auto& layer : model->layers) layer->set_strategy(tlora::Strategy::Factored);
   const at::Tensor y_unmerged = model(x_eval);
   const double tuned_loss = mse(y_unmerged, y_eval);
   const double improvement = frozen_loss / tuned_loss;
@@ -205,7 +205,7 @@ int run(const Config& cfg) {
     const auto& layer = model->layers[i];
     const double error = (layer->delta_weight() - teacher.changes[i]).norm().item<double>() /
                          teacher.changes[i].norm().item<double>();
-    fmt::print("  {}  alpha {:+.4f}  |ΔW - ΔW*| / |ΔW*| = {:.2e}\n", layer->options.name(),
+    fmt::print("  {}  alpha {:+.4f}  |ΔW - ΔW*| / |ΔW*| = {:.2e}\n", layer->tlora_options().name(),
                layer->scale.item<double>(), error);
   }
 

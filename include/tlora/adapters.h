@@ -61,6 +61,19 @@ struct BaseLinear {
   at::Tensor bias;
 };
 
+/// ΔW = scale·up·core·down, as an adapter holds it: in its own dtype and device, and a function
+/// of its parameters (not detached), so that gradients can flow through it.
+struct DeltaFactors {
+  /// out×r.
+  at::Tensor up;
+  /// r×r (the identity for LoRA, diag(λ_d) for VeRA).
+  at::Tensor core;
+  /// r×in.
+  at::Tensor down;
+  /// 0-dim: TLoRA's α, LoRA's alpha/r, 1 for VeRA and LoRA-XS.
+  at::Tensor scale;
+};
+
 /// One adapter on one linear layer. Its trainable tensors are parameters and its fixed tensors
 /// buffers, so state dicts and optimisers see them as usual.
 class AdapterImpl : public torch::nn::Module {
@@ -72,12 +85,17 @@ class AdapterImpl : public torch::nn::Module {
   virtual at::Tensor forward(const at::Tensor& x, const BaseLinear& base) = 0;
   /// ΔW (out×in), detached.
   virtual at::Tensor delta_weight() const = 0;
+  /// ΔW in factored form, differentiable in the adapter's parameters. Patching in place and the
+  /// analysis tools derive what they need from it.
+  virtual DeltaFactors factors() const = 0;
   /// Whether its buffers (the fixed tensors) are what make_adapter draws for its options, path
   /// and layer shape on any machine, so a checkpoint may leave them out and regenerate them.
   virtual bool buffers_regenerable() const = 0;
 
   /// The options this adapter was built with.
   const AdapterOptions& options() const { return options_; }
+  /// Changes the execution strategy (TLoRA and LoRA-XS); the maths stays the same.
+  void set_strategy(Strategy strategy) { options_.strategy = strategy; }
   /// Module path of the adapted layer.
   const std::string& path() const { return path_; }
   /// Number of elements of its parameters (all trainable while the adapter is active).

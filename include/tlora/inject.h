@@ -2,7 +2,7 @@
 // switching and removing adapters.
 #pragma once
 
-#include "tlora/adapters.h"
+#include "tlora/adapter_host.h"
 
 #include <torch/nn/module.h>
 
@@ -77,12 +77,14 @@ struct InjectReport {
 };
 
 /// Puts an adapter named config.adapter_name into every matching linear layer of `model` and
-/// freezes every parameter except the active adapter's and those of modules_to_save. Layers
-/// built from tlora::Linear are patched in place; a torch::nn::Linear is replaced in its
-/// parent's registry when that is live (no C++ member or container still holds it) and refused
-/// otherwise. Throws, leaving the model unchanged, when nothing matched, a match is not a linear
-/// layer, a Linear cannot be replaced live, or an override/modules_to_save pattern matched
-/// nothing.
+/// freezes every parameter except the active adapter's and those of modules_to_save. A
+/// tlora::Linear carries the adapter in its forward. A torch::nn::Linear is replaced by a
+/// tlora::Linear in its parent's registry when nothing else holds it; one held by a C++ member or
+/// a container (Sequential, ModuleList) is patched in place: its `weight` member becomes
+/// W0 + ΔW, which refresh_adapted_weights recomputes after each optimizer step
+/// (docs/patching.md). Throws, leaving the model unchanged, when nothing matched, a match is not
+/// a linear layer, an in-place layer is asked for dropout, or an override/modules_to_save pattern
+/// matched nothing.
 InjectReport inject(torch::nn::Module& model, const InjectConfig& config);
 
 /// Activates the adapter `name` on every host that has it ("" deactivates all), freezing the
@@ -107,10 +109,14 @@ class DisableAdapters {
   DisableAdapters& operator=(const DisableAdapters&) = delete;
 
  private:
-  std::vector<std::pair<std::shared_ptr<torch::nn::Module>, bool>> hosts_;
+  std::vector<std::pair<std::shared_ptr<AdapterHost>, bool>> hosts_;
 };
 
 /// `trainable params: N || all params: M || trainable%: P` for any module.
 std::string trainable_summary(const torch::nn::Module& model);
+
+/// The parameters of `model` that require grad (after inject: the active adapters' and those of
+/// modules_to_save), in module order: what to give the optimizer.
+std::vector<at::Tensor> trainable_parameters(const torch::nn::Module& model);
 
 }  // namespace tlora

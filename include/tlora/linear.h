@@ -2,9 +2,9 @@
 #pragma once
 
 #include "tlora/functional.h"
+#include "tlora/host_linear.h"
 #include "tlora/projections.h"
 
-#include <torch/nn/cloneable.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
@@ -38,28 +38,34 @@ struct TLoRALinearOptions {
   TORCH_ARG(InitScheme, init) = InitScheme::Paper;
   /// Seed of A, B and the dropout masks.
   TORCH_ARG(uint64_t, seed) = 0;
-  /// Layer name, e.g. its module path: it keys the Philox streams of A and B (so each layer of a
-  /// model differs under one seed) and names the layer in error messages.
-  TORCH_ARG(std::string, name) = "tlora";
+  /// Layer name, e.g. its module path: it keys the Philox streams of A, B and the dropout masks
+  /// (so each layer of a model differs under one seed) and names the layer in error messages.
+  /// Names must be unique within a model (functions that walk a model refuse duplicates). Left
+  /// empty, the layer is named "tlora_linear.<n>", n counting such layers in the process from 0,
+  /// so distinct layers never share A and B.
+  TORCH_ARG(std::string, name);
   /// Execution strategy of forward and backward.
   TORCH_ARG(Strategy, strategy) = Strategy::Auto;
 };
 
 /// A linear layer y = x·W0ᵀ + b + α·((x·Aᵀ)·Mᵀ)·Bᵀ with W0 and b frozen, A and B fixed Gaussian
-/// buffers, and only M (r×r) and α trainable. Parameter names follow torch::nn::Linear, so a
-/// Linear's state dict loads into `weight` and `bias`.
-class TLoRALinearImpl : public torch::nn::Cloneable<TLoRALinearImpl> {
+/// buffers, and only M (r×r) and α trainable: a tlora::Linear carrying one TLoRA adapter named
+/// "default", built from TLoRALinearOptions. Being a host like any other, it is seen by
+/// save_adapter, load_adapter, set_active_adapter, merge_and_unload, the analysis tools and
+/// resume. Parameter names: `weight`, `bias` (a Linear's state dict loads into them),
+/// `default.core`, `default.scale`; buffers `default.down`, `default.up`.
+class TLoRALinearImpl : public LinearImpl {
  public:
   TLoRALinearImpl(int64_t in_features, int64_t out_features, int64_t rank)
       : TLoRALinearImpl(TLoRALinearOptions(in_features, out_features, rank)) {}
-  /// A new layer: W0 and b initialised as torch::nn::Linear does, A and B from the generator.
+  /// A new layer: W0 and b initialised as torch::nn::Linear does, A and B from (seed, name).
   explicit TLoRALinearImpl(TLoRALinearOptions options);
   /// Adapts an existing Linear. Its weight and bias are shared, not copied, and frozen; the
   /// options' sizes and bias flag must match the Linear.
   TLoRALinearImpl(const torch::nn::Linear& base, TLoRALinearOptions options);
 
-  /// (Re)creates all tensors: base weights as torch::nn::Linear does, then the adapter.
-  void reset() override;
+  /// Re-initialises W0 and b as torch::nn::Linear does, then the adapter (reset_adapter).
+  void reset();
   /// Redraws A and B from (seed, name), zeroes M and sets α to scale_init; W0 is untouched.
   void reset_adapter();
 
@@ -82,30 +88,29 @@ class TLoRALinearImpl : public torch::nn::Cloneable<TLoRALinearImpl> {
   /// The tensors as the functional API takes them.
   TriLinearWeights weights() const;
 
+  /// The options this layer was built with (its name filled in when it was left empty).
+  const TLoRALinearOptions& tlora_options() const { return tlora_options_; }
+  /// Changes the execution strategy of forward and backward; the maths stays the same.
+  void set_strategy(Strategy strategy);
+
   /// Prints `tlora::TLoRALinear(in_features=..., out_features=..., rank=..., ...)`.
   void pretty_print(std::ostream& stream) const override;
 
-  /// The options this layer was built with.
-  TLoRALinearOptions options;
-  /// Frozen base weight W0, out×in.
-  at::Tensor weight;
-  /// Frozen base bias b (undefined without bias).
-  at::Tensor bias;
-  /// Fixed down-projection A, r×in (buffer).
+  /// Fixed down-projection A, r×in (the adapter's buffer).
   at::Tensor down;
-  /// Fixed up-projection B, out×r (buffer).
+  /// Fixed up-projection B, out×r (the adapter's buffer).
   at::Tensor up;
-  /// Trainable core M, r×r.
+  /// Trainable core M, r×r (the adapter's parameter).
   at::Tensor core;
-  /// Trainable scale α (0-dim).
+  /// Trainable scale α, 0-dim (the adapter's parameter).
   at::Tensor scale;
 
  private:
   void check_options() const;
 
+  TLoRALinearOptions tlora_options_;
   bool merged_ = false;
   at::Tensor original_weight_;
-  uint64_t dropout_calls_ = 0;
 };
 
 /// A ModuleHolder for TLoRALinearImpl (see LibTorch's module ownership semantics).

@@ -11,6 +11,7 @@ class TLoRAAdapter final : public AdapterImpl {
   TLoRAAdapter(const AdapterOptions& options, const std::string& path, const at::Tensor& weight);
   at::Tensor forward(const at::Tensor& x, const BaseLinear& base) override;
   at::Tensor delta_weight() const override;
+  DeltaFactors factors() const override;
   bool buffers_regenerable() const override { return true; }
 
  private:
@@ -23,6 +24,7 @@ class LoRAAdapter final : public AdapterImpl {
   LoRAAdapter(const AdapterOptions& options, const std::string& path, const at::Tensor& weight);
   at::Tensor forward(const at::Tensor& x, const BaseLinear& base) override;
   at::Tensor delta_weight() const override;
+  DeltaFactors factors() const override;
   bool buffers_regenerable() const override { return true; }
 
  private:
@@ -37,6 +39,7 @@ class VeRAAdapter final : public AdapterImpl {
               const VeRAProjections& shared);
   at::Tensor forward(const at::Tensor& x, const BaseLinear& base) override;
   at::Tensor delta_weight() const override;
+  DeltaFactors factors() const override;
   bool buffers_regenerable() const override { return true; }
 
  private:
@@ -49,6 +52,7 @@ class LoRAXSAdapter final : public AdapterImpl {
   LoRAXSAdapter(const AdapterOptions& options, const std::string& path, const at::Tensor& weight);
   at::Tensor forward(const at::Tensor& x, const BaseLinear& base) override;
   at::Tensor delta_weight() const override;
+  DeltaFactors factors() const override;
   // From an SVD, whose last bits depend on the machine's LAPACK.
   bool buffers_regenerable() const override { return false; }
 

@@ -2,6 +2,8 @@
 #include "tlora/random.h"
 
 #include <ATen/TensorOperators.h>
+#include <ATen/ops/eye.h>
+#include <ATen/ops/full.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/zeros.h>
 
@@ -32,6 +34,10 @@ at::Tensor LoRAAdapter::forward(const at::Tensor& x, const BaseLinear& base) {
 
 at::Tensor LoRAAdapter::delta_weight() const {
   return lora_b_.detach().mm(lora_a_.detach()) * scaling_;
+}
+
+DeltaFactors LoRAAdapter::factors() const {
+  return {lora_b_, at::eye(options().rank, lora_a_.options()), lora_a_, at::full({}, scaling_, lora_a_.options())};
 }
 
 }  // namespace tlora::detail

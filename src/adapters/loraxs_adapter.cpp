@@ -34,4 +34,6 @@ at::Tensor LoRAXSAdapter::delta_weight() const {
   return tri_delta_weight(up_, core_.detach(), down_, scale_);
 }
 
+DeltaFactors LoRAXSAdapter::factors() const { return {up_, core_, down_, scale_}; }
+
 }  // namespace tlora::detail

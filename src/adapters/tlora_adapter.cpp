@@ -26,4 +26,6 @@ at::Tensor TLoRAAdapter::delta_weight() const {
   return tri_delta_weight(up_, core_.detach(), down_, scale_.detach());
 }
 
+DeltaFactors TLoRAAdapter::factors() const { return {up_, core_, down_, scale_}; }
+
 }  // namespace tlora::detail

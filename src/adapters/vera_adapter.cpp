@@ -2,8 +2,10 @@
 #include "tlora/random.h"
 
 #include <ATen/TensorOperators.h>
+#include <ATen/ops/diag.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/linear.h>
+#include <ATen/ops/ones.h>
 #include <ATen/ops/zeros.h>
 
 namespace tlora::detail {
@@ -28,6 +30,10 @@ at::Tensor VeRAAdapter::forward(const at::Tensor& x, const BaseLinear& base) {
 
 at::Tensor VeRAAdapter::delta_weight() const {
   return (up_ * lambda_b_.detach().unsqueeze(1)).mm(down_ * lambda_d_.detach().unsqueeze(1));
+}
+
+DeltaFactors VeRAAdapter::factors() const {
+  return {up_ * lambda_b_.unsqueeze(1), at::diag(lambda_d_), down_, at::ones({}, down_.options())};
 }
 
 }  // namespace tlora::detail

@@ -1,6 +1,6 @@
 #include "tlora/analysis.h"
 
-#include "tlora/host_linear.h"
+#include "tlora/adapter_host.h"
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/linalg_matrix_norm.h>
@@ -20,13 +20,10 @@ constexpr double kNegligible = 1e-6;
 double spectral_norm(const at::Tensor& m) { return at::linalg_matrix_norm(m, 2).item<double>(); }
 
 // The hosts of `model` that have an adapter called `name`, with their paths, in module order.
-std::vector<std::pair<std::string, const LinearImpl*>> hosts_with(const torch::nn::Module& model,
-                                                                   const std::string& name) {
-  std::vector<std::pair<std::string, const LinearImpl*>> out;
-  for (const auto& item : model.named_modules("", /*include_self=*/false)) {
-    const auto* host = dynamic_cast<const LinearImpl*>(item.value().get());
-    if (host != nullptr && host->adapter(name)) out.emplace_back(item.key(), host);
-  }
+std::vector<std::pair<std::string, std::shared_ptr<AdapterHost>>> hosts_with(const torch::nn::Module& model,
+                                                                              const std::string& name) {
+  auto out = adapter_hosts(model);
+  std::erase_if(out, [&](const auto& item) { return !item.second->adapter(name); });
   return out;
 }
 
@@ -65,7 +62,7 @@ std::vector<LayerAnalysis> analyze_adapter(const torch::nn::Module& model, const
                                            const AnalysisOptions& options) {
   std::vector<LayerAnalysis> out;
   for (const auto& [path, host] : hosts_with(model, adapter_name)) {
-    out.push_back(analyze_layer(path, *host->adapter(adapter_name), host->weight, options));
+    out.push_back(analyze_layer(path, *host->adapter(adapter_name), host->base().weight, options));
   }
   TORCH_CHECK(!out.empty(), "analyze_adapter: no module of the model has an adapter named '", adapter_name, "'");
   return out;
@@ -82,7 +79,7 @@ std::vector<LayerComparison> compare_adapters(const torch::nn::Module& model, co
     LayerComparison c;
     c.path = path;
     c.cosine = delta_cosine(da, db);
-    c.full_weight_cosine = full_weight_cosine(host->weight, da, db);
+    c.full_weight_cosine = full_weight_cosine(host->base().weight, da, db);
     c.k = std::min({options.top_k, numerical_rank(sa.s, kNegligible), numerical_rank(sb.s, kNegligible)});
     if (c.k > 0) {
       c.left_angles = principal_angles(sa.u.slice(1, 0, c.k), sb.u.slice(1, 0, c.k));

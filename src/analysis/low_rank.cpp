@@ -3,8 +3,6 @@
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/acos.h>
 #include <ATen/ops/asin.h>
-#include <ATen/ops/diag.h>
-#include <ATen/ops/eye.h>
 #include <ATen/ops/linalg_qr.h>
 #include <ATen/ops/linalg_svd.h>
 #include <ATen/ops/linalg_svdvals.h>
@@ -15,44 +13,14 @@
 
 #include <cmath>
 #include <limits>
-#include <string>
 
 namespace tlora {
-namespace {
-
-// An adapter tensor by name, detached, in float64 on the CPU; `kind` and the path in the error
-// say which adapter lacked it.
-at::Tensor tensor_of(const AdapterImpl& adapter, const std::string& name) {
-  const auto parameters = adapter.named_parameters(/*recurse=*/false);
-  const auto buffers = adapter.named_buffers(/*recurse=*/false);
-  const at::Tensor* found = parameters.find(name);
-  if (found == nullptr) found = buffers.find(name);
-  TORCH_CHECK(found != nullptr, "factored_delta: the ", to_string(adapter.options().kind), " adapter on '",
-              adapter.path(), "' has no tensor '", name, "'");
-  return found->detach().to(at::kCPU, at::kDouble);
-}
-
-}  // namespace
-
 at::Tensor FactoredDelta::materialize() const { return up.mm(core).mm(down) * scale; }
 
 FactoredDelta factored_delta(const AdapterImpl& adapter) {
-  const int64_t r = adapter.options().rank;
-  switch (adapter.options().kind) {
-    case AdapterKind::TLoRA:
-      return {tensor_of(adapter, "scale").item<double>(), tensor_of(adapter, "up"), tensor_of(adapter, "core"),
-              tensor_of(adapter, "down")};
-    case AdapterKind::LoRA:
-      return {adapter.options().scale / static_cast<double>(r), tensor_of(adapter, "lora_B"),
-              at::eye(r, at::kDouble), tensor_of(adapter, "lora_A")};
-    case AdapterKind::VeRA:
-      return {1.0, tensor_of(adapter, "vera_B") * tensor_of(adapter, "lambda_b").unsqueeze(1),
-              at::diag(tensor_of(adapter, "lambda_d")), tensor_of(adapter, "vera_A")};
-    case AdapterKind::LoRAXS:
-      return {tensor_of(adapter, "scale").item<double>(), tensor_of(adapter, "up"), tensor_of(adapter, "core"),
-              tensor_of(adapter, "down")};
-  }
-  TORCH_CHECK(false, "factored_delta: unknown adapter kind");
+  const DeltaFactors f = adapter.factors();
+  const auto to_double = [](const at::Tensor& t) { return t.detach().to(at::kCPU, at::kDouble); };
+  return {f.scale.item<double>(), to_double(f.up), to_double(f.core), to_double(f.down)};
 }
 
 DeltaSVD delta_svd(const FactoredDelta& delta) {

@@ -1,5 +1,7 @@
 #include "tlora/models/config.h"
 
+#include "json_fields.h"
+
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
@@ -10,6 +12,7 @@ namespace tlora::models {
 namespace {
 
 using nlohmann::json;
+using detail::Fields;
 
 struct ActivationName {
   const char* name;
@@ -29,72 +32,6 @@ std::string supported_activations() {
   for (const auto& a : kActivations) names += (names.empty() ? "" : ", ") + std::string(a.name);
   return names;
 }
-
-// Reads the optional fields of one config.json, each error naming the source and the field.
-class Fields {
- public:
-  Fields(const json& object, const std::string& source) : object_(object), source_(source) {}
-
-  const json* find(const char* key) const {
-    const auto it = object_.find(key);
-    return it == object_.end() ? nullptr : &*it;
-  }
-  void integer(const char* key, int64_t& out) const {
-    if (const json* v = find(key)) {
-      TORCH_CHECK(v->is_number_integer(), source_, ": field '", key, "' must be an integer, got ",
-                  v->dump());
-      out = v->get<int64_t>();
-    }
-  }
-  void number(const char* key, double& out) const {
-    if (const json* v = find(key)) {
-      TORCH_CHECK(v->is_number(), source_, ": field '", key, "' must be a number, got ", v->dump());
-      out = v->get<double>();
-    }
-  }
-  void optional_number(const char* key, std::optional<double>& out) const {
-    if (const json* v = find(key)) {
-      if (v->is_null()) {
-        out.reset();
-        return;
-      }
-      TORCH_CHECK(v->is_number(), source_, ": field '", key, "' must be a number or null, got ",
-                  v->dump());
-      out = v->get<double>();
-    }
-  }
-  void optional_integer(const char* key, std::optional<int64_t>& out) const {
-    if (const json* v = find(key)) {
-      if (v->is_null()) {
-        out.reset();
-        return;
-      }
-      TORCH_CHECK(v->is_number_integer(), source_, ": field '", key,
-                  "' must be an integer or null, got ", v->dump());
-      out = v->get<int64_t>();
-    }
-  }
-  void string(const char* key, std::string& out, const char* why_string = "") const {
-    if (const json* v = find(key)) {
-      TORCH_CHECK(v->is_string(), source_, ": field '", key, "' must be a string", why_string,
-                  ", got ", v->dump());
-      out = v->get<std::string>();
-    }
-  }
-  // A boolean feature tlora does not implement: absent, null or false.
-  void refuse_true(const char* key, const char* what) const {
-    if (const json* v = find(key); v && !v->is_null()) {
-      TORCH_CHECK(v->is_boolean(), source_, ": field '", key, "' must be a boolean, got ",
-                  v->dump());
-      TORCH_CHECK(!v->get<bool>(), source_, ": ", key, "=true is not supported (", what,
-                  "); tlora implements the bidirectional encoder only");
-    }
-  }
-
- private:
-  const json& object_;
-  const std::string& source_;
-};
 
 }  // namespace
 
@@ -147,8 +84,8 @@ EncoderConfig EncoderConfig::from_json(const std::string& text, const std::strin
                 " is not supported (only \"absolute\"; relative_key and relative_key_query are not "
                 "implemented)");
   }
-  fields.refuse_true("is_decoder", "causal self-attention");
-  fields.refuse_true("add_cross_attention", "cross-attention layers");
+  fields.refuse_true("is_decoder", "causal self-attention; the encoders are bidirectional");
+  fields.refuse_true("add_cross_attention", "cross-attention layers; the encoders are bidirectional");
   if (const json* v = fields.find("pruned_heads"); v && !v->is_null()) {
     TORCH_CHECK(v->is_object() && v->empty(), source, ": pruned_heads ", v->dump(),
                 " is not supported (every layer must keep all its heads)");

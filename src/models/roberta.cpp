@@ -20,7 +20,7 @@ at::Tensor RobertaClassificationHeadImpl::forward(const at::Tensor& hidden_state
 
 RobertaForSequenceClassificationImpl::RobertaForSequenceClassificationImpl(
     const EncoderConfig& config)
-    : PreTrainedModel("tlora::models::RobertaForSequenceClassification", config, "roberta") {
+    : SequenceClassifierImpl("tlora::models::RobertaForSequenceClassification", config, "roberta") {
   roberta = register_module("roberta", RobertaModel(this->config(), /*add_pooling_layer=*/false));
   classifier = register_module("classifier", RobertaClassificationHead(this->config()));
   init_parameters(*this,

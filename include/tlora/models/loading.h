@@ -101,8 +101,8 @@ std::filesystem::path default_model_dir();
 
 /// Builds a `Holder` (BertModel, RobertaForSequenceClassification, ...) from `<dir>/config.json`
 /// and loads its weights; the report goes to `report` when given. To change the configuration
-/// first (e.g. num_labels), build the model from EncoderConfig::from_pretrained(dir) and call
-/// load_weights.
+/// first (e.g. num_labels), use sequence_classifier_from_pretrained (sequence_classifier.h), or
+/// build the model from EncoderConfig::from_pretrained(dir) and call load_weights.
 template <typename Holder>
 Holder from_pretrained(const std::filesystem::path& dir, const LoadOptions& options = {},
                        LoadReport* report = nullptr) {

@@ -5,6 +5,7 @@
 #include "tlora/host_linear.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/encoder.h"
+#include "tlora/models/sequence_classifier.h"
 
 #include <ATen/core/Tensor.h>
 #include <torch/nn/pimpl.h>
@@ -48,19 +49,13 @@ TORCH_MODULE(RobertaClassificationHead);
 
 /// transformers' RobertaForSequenceClassification: `roberta` (without pooler) and `classifier`
 /// (a RobertaClassificationHead).
-class RobertaForSequenceClassificationImpl : public PreTrainedModel {
+class RobertaForSequenceClassificationImpl : public SequenceClassifierImpl {
  public:
   /// A model initialised as transformers initialises a new one, with num_labels outputs.
   explicit RobertaForSequenceClassificationImpl(const EncoderConfig& config);
   /// Logits [batch, num_labels]; the arguments are BaseModelImpl::forward's.
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
-                     const at::Tensor& token_type_ids = {}, const at::Tensor& position_ids = {});
-  /// sequence_classification_loss with this model's configuration.
-  at::Tensor loss(const at::Tensor& logits, const at::Tensor& labels) const {
-    return sequence_classification_loss(config(), logits, labels);
-  }
-  bool is_base_model() const override { return false; }
-  std::vector<std::string> head_modules() const override { return {"classifier"}; }
+                     const at::Tensor& token_type_ids = {}, const at::Tensor& position_ids = {}) override;
 
   /// `roberta`.
   RobertaModel roberta{nullptr};

@@ -1,0 +1,141 @@
+#include "tlora/models/llama.h"
+
+#include <ATen/ops/arange.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/pow.h>
+#include <ATen/ops/rsqrt.h>
+#include <ATen/ops/scaled_dot_product_attention.h>
+#include <ATen/ops/silu.h>
+#include <c10/util/Exception.h>
+
+namespace tlora::models {
+namespace {
+
+Linear linear(int64_t in, int64_t out, bool bias) {
+  return Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+
+// transformers' rotate_half: (x1, x2) → (−x2, x1) over the two halves of the last dimension.
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+// x [batch, heads, seq, head_dim]; cos, sin [batch, seq, head_dim].
+at::Tensor apply_rotary(const at::Tensor& x, const RotaryEmbedding& rope) {
+  const at::Tensor cos = rope.cos.unsqueeze(1).to(x.scalar_type());
+  const at::Tensor sin = rope.sin.unsqueeze(1).to(x.scalar_type());
+  return x * cos + rotate_half(x) * sin;
+}
+
+}  // namespace
+
+RMSNormImpl::RMSNormImpl(int64_t size, double eps) : torch::nn::Module("tlora::models::RMSNorm"), eps_(eps) {
+  weight = register_parameter("weight", at::ones({size}));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  const at::Tensor x32 = x.to(at::kFloat);
+  const at::Tensor normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+  return weight * normed.to(x.scalar_type());
+}
+
+RotaryEmbedding rotary_embedding(const LlamaConfig& config, const at::Tensor& position_ids) {
+  const int64_t dim = config.head_dim;
+  const auto options = at::TensorOptions().dtype(at::kFloat).device(position_ids.device());
+  const at::Tensor inv_freq = 1.0 / at::pow(config.rope_theta, at::arange(0, dim, 2, at::kLong).to(options) / dim);
+  const at::Tensor freqs = position_ids.to(at::kFloat).unsqueeze(-1) * inv_freq;  // [batch, seq, dim/2]
+  const at::Tensor angles = at::cat({freqs, freqs}, -1);
+  return {angles.cos(), angles.sin()};
+}
+
+LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c)
+    : torch::nn::Module("tlora::models::LlamaAttention"),
+      heads_(c.num_attention_heads),
+      kv_heads_(c.num_key_value_heads),
+      head_dim_(c.head_dim) {
+  q_proj = register_module("q_proj", linear(c.hidden_size, heads_ * head_dim_, c.attention_bias));
+  k_proj = register_module("k_proj", linear(c.hidden_size, kv_heads_ * head_dim_, c.attention_bias));
+  v_proj = register_module("v_proj", linear(c.hidden_size, kv_heads_ * head_dim_, c.attention_bias));
+  o_proj = register_module("o_proj", linear(heads_ * head_dim_, c.hidden_size, false));
+}
+
+at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const RotaryEmbedding& rope, const at::Tensor& mask) {
+  const int64_t batch = hidden.size(0), seq = hidden.size(1);
+  const auto heads = [&](const at::Tensor& x, int64_t n) { return x.view({batch, seq, n, head_dim_}).transpose(1, 2); };
+  const at::Tensor q = apply_rotary(heads(q_proj(hidden), heads_), rope);
+  const at::Tensor k = apply_rotary(heads(k_proj(hidden), kv_heads_), rope);
+  const at::Tensor v = heads(v_proj(hidden), kv_heads_);
+  const at::Tensor out = at::scaled_dot_product_attention(
+      q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt, /*dropout_p=*/0.0, /*is_causal=*/!mask.defined() && seq > 1, /*scale=*/std::nullopt,
+      /*enable_gqa=*/kv_heads_ != heads_);
+  return o_proj(out.transpose(1, 2).reshape({batch, seq, heads_ * head_dim_}));
+}
+
+LlamaMLPImpl::LlamaMLPImpl(const LlamaConfig& c) : torch::nn::Module("tlora::models::LlamaMLP") {
+  gate_proj = register_module("gate_proj", linear(c.hidden_size, c.intermediate_size, false));
+  up_proj = register_module("up_proj", linear(c.hidden_size, c.intermediate_size, false));
+  down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size, false));
+}
+
+at::Tensor LlamaMLPImpl::forward(const at::Tensor& x) { return down_proj(at::silu(gate_proj(x)) * up_proj(x)); }
+
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c)
+    : torch::nn::Module("tlora::models::LlamaDecoderLayer") {
+  self_attn = register_module("self_attn", LlamaAttention(c));
+  mlp = register_module("mlp", LlamaMLP(c));
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+at::Tensor LlamaDecoderLayerImpl::forward(const at::Tensor& hidden, const RotaryEmbedding& rope, const at::Tensor& mask) {
+  const at::Tensor h = hidden + self_attn(input_layernorm(hidden), rope, mask);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c) : torch::nn::Module("tlora::models::LlamaModel"), config_(c) {
+  c.validate();
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(LlamaDecoderLayer(c));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+at::Tensor LlamaModelImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                   const at::Tensor& position_ids) {
+  TORCH_CHECK(input_ids.dim() == 2, "LlamaModel: input_ids must be [batch, seq], got ", input_ids.sizes());
+  const int64_t seq = input_ids.size(1);
+  at::Tensor mask, positions = position_ids;
+  if (attention_mask.defined()) {
+    TORCH_CHECK(attention_mask.sizes() == input_ids.sizes(), "LlamaModel: attention_mask ", attention_mask.sizes(),
+                " must have the shape of input_ids ", input_ids.sizes());
+    const at::Tensor keep = attention_mask.to(at::kBool);
+    const at::Tensor index = at::arange(seq, attention_mask.options().dtype(at::kLong));
+    const at::Tensor causal = index.unsqueeze(1) >= index.unsqueeze(0);
+    mask = causal.unsqueeze(0) & keep.unsqueeze(1);  // [batch, seq (query), seq (key)]
+    // A padding query sees no key; letting it see every key keeps its (unused) output finite,
+    // so no NaN reaches the values of later layers (transformers does the same).
+    mask = (mask | ~mask.any(-1, /*keepdim=*/true)).unsqueeze(1);
+    if (!positions.defined()) positions = (attention_mask.to(at::kLong).cumsum(-1) - 1).clamp_min(0);
+  }
+  if (!positions.defined()) positions = at::arange(seq, input_ids.options().dtype(at::kLong)).unsqueeze(0).expand({input_ids.size(0), seq});
+  const RotaryEmbedding rope = rotary_embedding(config_, positions);
+  at::Tensor h = embed_tokens(input_ids);
+  for (const auto& layer : *layers) h = layer->as<LlamaDecoderLayer>()->forward(h, rope, mask);
+  return norm(h);
+}
+
+LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& c)
+    : torch::nn::Module("tlora::models::LlamaForCausalLM"), config_(c) {
+  model = register_module("model", LlamaModel(c));
+  lm_head = register_module("lm_head", c.tie_word_embeddings ? Linear(model->embed_tokens->weight, at::Tensor())
+                                                             : linear(c.hidden_size, c.vocab_size, false));
+}
+
+at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                         const at::Tensor& position_ids) {
+  return lm_head(model(input_ids, attention_mask, position_ids));
+}
+
+}  // namespace tlora::models
