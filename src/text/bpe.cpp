@@ -205,12 +205,61 @@ void ByteLevelBPETokenizer::tokenize(std::string_view normalized, Encoding& out)
     prefixed.assign(1, ' ').append(normalized);
     text = prefixed;
   }
-  if (!options_.use_regex) {
-    append_word(text, out);
+  const auto split = [&](std::string_view piece) {
+    if (!options_.use_regex) {
+      if (!piece.empty()) append_word(piece, out);
+      return;
+    }
+    gpt2_split(piece, [&](size_t begin, size_t end) { append_word(piece.substr(begin, end - begin), out); });
+  };
+  if (!options_.split_digits) {
+    split(text);
     return;
   }
-  gpt2_split(text,
-             [&](size_t begin, size_t end) { append_word(text.substr(begin, end - begin), out); });
+  size_t start = 0, pos = 0;
+  while (pos < text.size()) {
+    size_t next = pos;
+    if (gpt2_class(next_code_point(text, next)) != Gpt2Class::Number) {
+      pos = next;
+      continue;
+    }
+    split(text.substr(start, pos - start));
+    append_word(text.substr(pos, next - pos), out);
+    start = pos = next;
+  }
+  split(text.substr(start));
+}
+
+std::string ByteLevelBPETokenizer::token_bytes(int64_t id) const {
+  for (const AddedToken& t : added_tokens()) {
+    if (t.id == id) return t.content;
+  }
+  const auto it = tokens_.find(id);
+  if (it == tokens_.end()) return {};
+  std::string bytes;
+  std::string_view token = it->second;
+  for (size_t pos = 0; pos < token.size();) {
+    const char32_t c = next_code_point(token, pos);
+    const auto* found = std::find(kByteChars.begin(), kByteChars.end(), c);
+    if (found != kByteChars.end()) {
+      bytes += static_cast<char>(found - kByteChars.begin());
+    } else {
+      append_utf8(bytes, c);  // not a byte-level character: the text as it is
+    }
+  }
+  return bytes;
+}
+
+std::string ByteLevelBPETokenizer::decode(std::span<const int64_t> ids, bool skip_special_tokens) const {
+  std::string text;
+  for (const int64_t id : ids) {
+    if (skip_special_tokens) {
+      const auto& added = added_tokens();
+      if (std::any_of(added.begin(), added.end(), [&](const AddedToken& t) { return t.special && t.id == id; })) continue;
+    }
+    text += token_bytes(id);
+  }
+  return text;
 }
 
 void ByteLevelBPETokenizer::append_word(std::string_view word, Encoding& out) const {

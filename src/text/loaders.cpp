@@ -397,12 +397,22 @@ ByteLevelBPETokenizer ByteLevelBPETokenizer::from_tokenizer_json(const fs::path&
     file.fail("normalizer", "byte-level BPE is supported without a normalizer only");
   }
   BPEOptions options;
-  const json& pre = file.at(root, "pre_tokenizer", "the root");
-  if (pre.is_null() || file.type_of(pre, "pre_tokenizer") != "ByteLevel") {
-    file.fail("pre_tokenizer", "only the ByteLevel pre-tokenizer is supported with BPE");
+  const json* pre = &file.at(root, "pre_tokenizer", "the root");
+  const char* const supported = "only ByteLevel, or a Sequence of Digits(individual_digits) and ByteLevel "
+                                "(SmolLM2's), is supported with BPE";
+  if (pre->is_null()) file.fail("pre_tokenizer", supported);
+  if (file.type_of(*pre, "pre_tokenizer") == "Sequence") {
+    const json& steps = file.at(*pre, "pretokenizers", "pre_tokenizer");
+    if (!steps.is_array() || steps.size() != 2 || file.type_of(steps[0], "pre_tokenizer.pretokenizers[0]") != "Digits" ||
+        !file.get_or<bool>(steps[0], "individual_digits", false, "pre_tokenizer.pretokenizers[0]")) {
+      file.fail("pre_tokenizer", supported);
+    }
+    options.split_digits = true;
+    pre = &steps[1];
   }
-  options.add_prefix_space = file.get_or<bool>(pre, "add_prefix_space", true, "pre_tokenizer");
-  options.use_regex = file.get_or<bool>(pre, "use_regex", true, "pre_tokenizer");
+  if (file.type_of(*pre, "pre_tokenizer") != "ByteLevel") file.fail("pre_tokenizer", supported);
+  options.add_prefix_space = file.get_or<bool>(*pre, "add_prefix_space", true, "pre_tokenizer");
+  options.use_regex = file.get_or<bool>(*pre, "use_regex", true, "pre_tokenizer");
   if (file.get_or<double>(model, "dropout", 0.0, "model") != 0.0) {
     file.fail("model.dropout", "BPE dropout is not supported");
   }

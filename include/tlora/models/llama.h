@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace tlora::gguf {
 class File;
@@ -91,15 +92,26 @@ struct RotaryEmbedding {
 /// cos and sin for `position_ids` [batch, seq], in float32, as transformers computes them.
 RotaryEmbedding rotary_embedding(const LlamaConfig& config, const at::Tensor& position_ids);
 
+/// The keys and values of the positions seen so far, per layer, for incremental decoding: pass
+/// an empty one with the prompt, then the same one with each new token.
+struct KVCache {
+  /// Per layer [batch, kv_heads, positions, head_dim] (empty before the first call).
+  std::vector<at::Tensor> keys, values;
+  /// Positions cached so far.
+  int64_t length() const { return keys.empty() ? 0 : keys.front().size(2); }
+};
+
 /// transformers' LlamaAttention: `q_proj`, `k_proj`, `v_proj`, `o_proj`, RoPE, grouped-query
 /// scaled dot-product attention.
 class LlamaAttentionImpl : public torch::nn::Module {
  public:
   /// The layer for `config`.
   explicit LlamaAttentionImpl(const LlamaConfig& config);
-  /// hidden [batch, seq, hidden]; `mask` a boolean [batch, 1, seq, seq] (true = attend) or
-  /// undefined for plain causal attention.
-  at::Tensor forward(const at::Tensor& hidden, const RotaryEmbedding& rope, const at::Tensor& mask);
+  /// hidden [batch, seq, hidden]; `mask` a boolean [batch, 1, seq, cached + seq] (true = attend)
+  /// or undefined for plain causal attention without a cache; `cache` (with `layer`, this
+  /// layer's index) supplies earlier keys and values and receives these.
+  at::Tensor forward(const at::Tensor& hidden, const RotaryEmbedding& rope, const at::Tensor& mask,
+                     KVCache* cache = nullptr, size_t layer = 0);
   /// The projections.
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
@@ -128,7 +140,8 @@ class LlamaDecoderLayerImpl : public torch::nn::Module {
   /// The layer for `config`.
   explicit LlamaDecoderLayerImpl(const LlamaConfig& config);
   /// See LlamaAttentionImpl::forward.
-  at::Tensor forward(const at::Tensor& hidden, const RotaryEmbedding& rope, const at::Tensor& mask);
+  at::Tensor forward(const at::Tensor& hidden, const RotaryEmbedding& rope, const at::Tensor& mask,
+                     KVCache* cache = nullptr, size_t layer = 0);
   /// `self_attn`.
   LlamaAttention self_attn{nullptr};
   /// `mlp`.
@@ -146,7 +159,7 @@ class LlamaModelImpl : public torch::nn::Module {
   explicit LlamaModelImpl(const LlamaConfig& config);
   /// The final hidden states [batch, seq, hidden]; see LlamaForCausalLMImpl::forward.
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
-                     const at::Tensor& position_ids = {});
+                     const at::Tensor& position_ids = {}, KVCache* cache = nullptr);
   /// `embed_tokens`.
   torch::nn::Embedding embed_tokens{nullptr};
   /// `layers`.
@@ -167,10 +180,12 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   /// The model for `config`, weights uninitialised (load_llama fills them).
   explicit LlamaForCausalLMImpl(const LlamaConfig& config);
   /// Logits [batch, seq, vocab] for input_ids [batch, seq]. attention_mask: undefined (attend
-  /// to every earlier position) or [batch, seq] with 0 at padding, which may only be on the left;
-  /// position_ids: undefined (0, 1, ... counted from the first non-padding token) or [batch, seq].
+  /// to every earlier position) or [batch, cached + seq] with 0 at padding, which may only be on
+  /// the left; position_ids: undefined (0, 1, ... counted from the first non-padding token) or
+  /// [batch, seq]; cache: the keys and values of the earlier positions (see KVCache), extended
+  /// by these.
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
-                     const at::Tensor& position_ids = {});
+                     const at::Tensor& position_ids = {}, KVCache* cache = nullptr);
   /// The configuration.
   const LlamaConfig& config() const { return config_; }
 

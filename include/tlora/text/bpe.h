@@ -16,6 +16,12 @@
 
 #include "tlora/text/tokenizer.h"
 
+#include <span>
+
+namespace tlora::gguf {
+class File;
+}
+
 namespace tlora::text {
 
 /// The pre-tokenizer and model options of a byte-level BPE tokenizer.
@@ -25,6 +31,9 @@ struct BPEOptions {
   bool add_prefix_space = false;
   /// Split with GPT-2's pattern (contractions, letters, numbers, other, whitespace) first.
   bool use_regex = true;
+  /// Before that, cut every numeric character (\p{N}) out on its own: Hugging Face's
+  /// Digits(individual_digits=true) and llama.cpp's "smollm" pre-tokenizer.
+  bool split_digits = false;
   /// Token for bytes whose character is not in the vocabulary; unset: such bytes are dropped,
   /// as Hugging Face does.
   std::optional<std::string> unk_token;
@@ -80,6 +89,19 @@ class ByteLevelBPETokenizer final : public Tokenizer {
   /// pre-tokenizer; its added tokens, post-processor, truncation and padding are applied as
   /// tokenizers.Tokenizer.from_file applies them.
   static ByteLevelBPETokenizer from_tokenizer_json(const std::filesystem::path& tokenizer_json);
+
+  /// The tokenizer of a GGUF file whose tokenizer.ggml.model is "gpt2" and whose pre-tokenizer
+  /// (tokenizer.ggml.pre) is "gpt2", "default" or "smollm": its tokens, merges, and its control
+  /// and user-defined tokens as added tokens, matched in the text as llama.cpp does with
+  /// parse_special. No post-processor: add BOS yourself where tokenizer.ggml.add_bos_token asks.
+  static ByteLevelBPETokenizer from_gguf(const gguf::File& file);
+
+  /// The text of `ids`: each token's bytes (an added token's content, a vocabulary token's
+  /// byte-level characters mapped back to bytes), concatenated; added special tokens left out
+  /// with `skip_special_tokens`. Invalid UTF-8 (a cut multi-byte character) is kept as bytes.
+  std::string decode(std::span<const int64_t> ids, bool skip_special_tokens = false) const;
+  /// The bytes of one token (empty for an unknown id).
+  std::string token_bytes(int64_t id) const;
 
   /// The options.
   const BPEOptions& options() const { return options_; }
