@@ -142,7 +142,9 @@ at::Tensor LlamaModelImpl::forward(const at::Tensor& input_ids, const at::Tensor
                                : at::arange(past, total, longs).unsqueeze(0).expand({batch, seq});
   }
   const RotaryEmbedding rope = rotary_embedding(config_, positions);
-  at::Tensor h = embed_tokens(input_ids);
+  // The residual stream stays in the norms' dtype (float32) when the frozen embedding is kept in
+  // bfloat16 (cast_frozen_matrices_).
+  at::Tensor h = embed_tokens(input_ids).to(norm->weight.scalar_type());
   for (size_t i = 0; i < layers->size(); ++i) h = layers[i]->as<LlamaDecoderLayer>()->forward(h, rope, mask, cache, i);
   return norm(h);
 }
