@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -58,8 +59,13 @@ TEST_P(TinyFolder, LogitsMatchTransformers) {
   EXPECT_TRUE(at::equal(by_default.reshape({-1, logits.size(-1)}).index_select(0, keep), ours));
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, TinyFolder, testing::Values("llama-tiny", "qwen2-tiny"),
-                         [](const auto& info) { return info.param.substr(0, info.param.find('-')); });
+INSTANTIATE_TEST_SUITE_P(Models, TinyFolder,
+                         testing::Values("llama-tiny", "qwen2-tiny", "llama-linear-tiny", "llama3-tiny"),
+                         [](const auto& info) {
+                           std::string name = info.param.substr(0, info.param.rfind('-'));
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 TEST(ModelsLlama, QwenHasBiasesAndATiedHead) {
   models::LlamaForCausalLM model = models::load_llama(kFixtures + "/qwen2-tiny");
@@ -86,8 +92,9 @@ TEST(ModelsLlama, InjectAdaptsEveryProjectionByPeftsNames) {
 
 TEST(ModelsLlama, UnsupportedConfigurationsAreRefusedByName) {
   tlora::testing::TempDir dir;
-  dir.write("config.json", R"({"model_type": "llama", "rope_scaling": {"rope_type": "llama3", "factor": 8.0}})");
-  EXPECT_TRUE(contains(error_of([&] { models::LlamaConfig::from_pretrained(dir.path()); }), "rope_scaling"));
+  dir.write("config.json", R"({"model_type": "llama", "rope_scaling": {"rope_type": "yarn", "factor": 8.0}})");
+  EXPECT_TRUE(contains(error_of([&] { models::LlamaConfig::from_pretrained(dir.path()); }),
+                       "rope_scaling rope_type 'yarn' is not supported"));
   tlora::testing::TempDir other;
   other.write("config.json", R"({"model_type": "mistral"})");
   EXPECT_TRUE(contains(error_of([&] { models::LlamaConfig::from_pretrained(other.path()); }),

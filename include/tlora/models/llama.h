@@ -46,6 +46,19 @@ struct LlamaConfig {
   double rms_norm_eps = 1e-6;
   /// RoPE base θ.
   double rope_theta = 10000.0;
+  /// RoPE scaling, as transformers' rope_type names it: "default" (none), "linear" (positions
+  /// divided by rope_factor) or "llama3" (low frequencies divided by rope_factor, high ones kept,
+  /// smoothed between).
+  std::string rope_type = "default";
+  /// The scaling factor of "linear" and "llama3".
+  double rope_factor = 1.0;
+  /// "llama3": the wavelength bounds, as fractions of the original context.
+  double rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
+  /// "llama3": the context length the model was trained with before scaling.
+  int64_t rope_original_max_position_embeddings = 8192;
+  /// Per-frequency divisors of the inverse frequencies (a GGUF's rope_freqs.weight), empty for
+  /// none; they replace rope_type's own scaling.
+  std::vector<double> rope_freq_factors;
   /// Longest sequence the positions were trained for.
   int64_t max_position_embeddings = 2048;
   /// Whether q, k and v have biases (Qwen2).
@@ -56,8 +69,8 @@ struct LlamaConfig {
   std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id;
 
   /// From a Hugging Face folder's config.json (architectures LlamaForCausalLM or
-  /// Qwen2ForCausalLM); refuses what the model does not implement (rope_scaling, other
-  /// activations, MLP biases) naming the field.
+  /// Qwen2ForCausalLM); refuses what the model does not implement (RoPE scalings other than
+  /// linear and llama3, other activations, MLP biases) naming the field.
   static LlamaConfig from_pretrained(const std::filesystem::path& dir);
   /// From a GGUF file's metadata (general.architecture "llama" or "qwen2").
   static LlamaConfig from_gguf(const gguf::File& file);
@@ -88,6 +101,10 @@ struct RotaryEmbedding {
   /// sin of the same angles.
   at::Tensor sin;
 };
+
+/// The inverse frequencies θ^(−2i/d) of RoPE (head_dim / 2 of them, float32), scaled as the
+/// config says, as transformers computes them.
+at::Tensor rope_inverse_frequencies(const LlamaConfig& config);
 
 /// cos and sin for `position_ids` [batch, seq], in float32, as transformers computes them.
 RotaryEmbedding rotary_embedding(const LlamaConfig& config, const at::Tensor& position_ids);
