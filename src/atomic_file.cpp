@@ -169,4 +169,19 @@ void write_file_atomically(const fs::path& path, std::string_view bytes) {
   });
 }
 
+// With POSIX calls: std::filesystem's operations clash with LibTorch's own copies.
+void create_directories(const std::filesystem::path& dir, std::string_view caller) {
+  const std::string path = dir.string();
+  for (size_t end = path.find('/', 1);; end = path.find('/', end + 1)) {
+    const std::string prefix = path.substr(0, end);
+    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0777) != 0 && errno != EEXIST) {
+      const int error = errno;
+      TORCH_CHECK(false, caller, ": cannot create the directory \"", prefix, "\": ", std::system_category().message(error));
+    }
+    if (end == std::string::npos) break;
+  }
+  struct stat status {};
+  TORCH_CHECK(::stat(path.c_str(), &status) == 0 && S_ISDIR(status.st_mode), caller, ": ", dir, " is not a directory");
+}
+
 }  // namespace tlora

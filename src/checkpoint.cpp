@@ -66,22 +66,6 @@ void insert_unique(TensorMap& tensors, const std::string& key, const at::Tensor&
               key, "'");
 }
 
-// mkdir -p with POSIX calls: std::filesystem's operations clash with LibTorch's own copies.
-void make_directories(const fs::path& dir) {
-  const std::string path = dir.string();
-  for (size_t end = path.find('/', 1); ; end = path.find('/', end + 1)) {
-    const std::string prefix = path.substr(0, end);
-    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0777) != 0 && errno != EEXIST) {
-      const int error = errno;
-      TORCH_CHECK(false, "save_adapter: cannot create the directory \"", prefix, "\": ", system_error(error));
-    }
-    if (end == std::string::npos) break;
-  }
-  struct stat status {};
-  TORCH_CHECK(::stat(path.c_str(), &status) == 0 && S_ISDIR(status.st_mode), "save_adapter: ", dir,
-              " is not a directory");
-}
-
 // `caller` starts each message (load_adapter, read_checkpoint_info).
 std::string read_file(const fs::path& path, const char* caller) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -226,7 +210,7 @@ void save_adapter(const torch::nn::Module& model, const fs::path& dir, const Sav
   }
   config.tensors_checksum = detail::checksum(tensors);
 
-  make_directories(dir);
+  create_directories(dir, "save_adapter");
   // The tensors (with the config inside) first: a failure between the two writes then leaves the
   // new tensor file next to the old config, which load_adapter recognises by tensors_checksum and
   // loads with the config inside; never a config without its tensors.

@@ -1,6 +1,8 @@
 // POSIX directory helpers.
 #include "files.h"
 
+#include "tlora/atomic_file.h"
+
 #include <c10/util/Exception.h>
 
 #include <cerrno>
@@ -29,15 +31,7 @@ bool is_directory(const std::string& path) {
   return ::stat(path.c_str(), &s) == 0 && S_ISDIR(s.st_mode);
 }
 
-void make_directories(const std::string& path) {
-  for (size_t pos = 1; pos <= path.size(); ++pos) {
-    if (pos < path.size() && path[pos] != '/') continue;
-    const std::string prefix = path.substr(0, pos);
-    if (::mkdir(prefix.c_str(), 0777) != 0 && errno != EEXIST)
-      TORCH_CHECK(false, "cannot create the folder ", prefix, ": ", reason());
-  }
-  TORCH_CHECK(is_directory(path), path, " exists and is not a folder");
-}
+void make_directories(const std::string& path) { tlora::create_directories(path, "tlora-glue"); }
 
 void remove_flat_directory(const std::string& path) {
   DIR* dir = ::opendir(path.c_str());

@@ -21,4 +21,8 @@ void write_file_atomically(const std::filesystem::path& path,
 /// Writes `bytes` to `path` atomically, as above.
 void write_file_atomically(const std::filesystem::path& path, std::string_view bytes);
 
+/// Creates `dir` and its missing parents (mkdir -p); throws a c10::Error starting with `caller`
+/// and naming the folder that could not be created, or `dir` when it exists but is not a folder.
+void create_directories(const std::filesystem::path& dir, std::string_view caller);
+
 }  // namespace tlora
