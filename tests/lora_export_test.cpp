@@ -109,6 +109,20 @@ TEST(LoraExport, DecoderToPeftAndGguf) {
   EXPECT_LE((ours - ref.at("logits")).abs().max().item<double>(), tol);
 }
 
+TEST(LoraExport, EveryKindExportsItsDeltaWeight) {
+  for (const auto kind : {tlora::AdapterKind::LoRA, tlora::AdapterKind::VeRA, tlora::AdapterKind::LoRAXS}) {
+    auto model = models::load_llama(kFixtures + "/llama/llama-tiny");
+    auto config = tlora_config(kDecoderTargets, 4);
+    config.adapter.kind = kind;
+    tlora::inject(*model, config);
+    randomize(*model, 0.3);
+    const fs::path peft = out_dir(std::string("kinds-") + std::string(tlora::to_string(kind)));
+    tlora::export_lora(*model, peft, tlora::LoraFormat::Peft);
+    SCOPED_TRACE(std::string(tlora::to_string(kind)));
+    expect_delta_weights(*model, tlora::safetensors::load(peft / tlora::kPeftModelFile));
+  }
+}
+
 TEST(LoraExport, EncoderWithAHeadToPeft) {
   const std::string dir = kFixtures + "/models/bert-tiny";
   auto model = models::from_pretrained<models::BertForSequenceClassification>(dir);
