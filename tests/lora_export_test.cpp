@@ -10,6 +10,7 @@
 #include "tlora/models/bert.h"
 #include "tlora/models/llama.h"
 #include "tlora/models/loading.h"
+#include "tlora/random.h"
 #include "tlora/safetensors.h"
 
 #include <ATen/ATen.h>
@@ -37,11 +38,14 @@ std::string packaged_model() {
   return !path.empty() && std::ifstream(path).good() ? path : "";
 }
 
-// Random trained-looking values for every adapter parameter, from a fixed seed.
+// Random trained-looking values for every adapter parameter, from Philox streams keyed by the
+// parameter's name: the same on every CPU and kernel (LibTorch's normal_ is not).
 void randomize(torch::nn::Module& model, double std) {
   at::NoGradGuard no_grad;
-  at::manual_seed(42);
-  for (auto& p : tlora::trainable_parameters(model)) p.normal_(0.0, std);
+  for (auto& p : model.named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    p.value().copy_(tlora::philox_normal(p.value().sizes(), std, 42, tlora::stream_id(p.key()), p.value().scalar_type()));
+  }
 }
 
 tlora::InjectConfig tlora_config(std::vector<std::string> targets, int64_t rank) {
@@ -59,8 +63,22 @@ fs::path out_dir(const std::string& name) {
   return fs::path(base) / name;
 }
 
-void expect_files_equal(const fs::path& a, const fs::path& b) {
-  EXPECT_EQ(tlora::testing::read_file(a), tlora::testing::read_file(b)) << a << " differs from " << b;
+// The exported tensors are the fixture's (which the consumers were run on), up to the rounding
+// of A' = M·A and B' = α·B, which depends on the CPU's kernels.
+void expect_same_tensors(const Tensors& exported, const Tensors& fixture) {
+  ASSERT_EQ(exported.size(), fixture.size());
+  for (const auto& [key, t] : fixture) {
+    const at::Tensor& e = exported.at(key);
+    ASSERT_EQ(e.sizes(), t.sizes()) << key;
+    EXPECT_LE((e - t).abs().max().item<double>(), tlora::testing::float32_tolerance(t, 64, 2)) << key;
+  }
+}
+
+Tensors gguf_tensors(const fs::path& file) {
+  const tlora::gguf::File f = tlora::gguf::File::open(file);
+  Tensors out;
+  for (const auto& info : f.tensors()) out[info.name] = f.load(info.name);
+  return out;
 }
 
 // Each exported B'·A' is the adapter's ΔW.
@@ -102,7 +120,7 @@ TEST(LoraExport, DecoderToPeftAndGguf) {
   if (std::getenv("TLORA_EXPORT_FIXTURE_DIR")) return;
   // What PEFT computes with this export on transformers' LlamaForCausalLM.
   const fs::path fixture = kFixtures + "/export/llama-tiny";
-  expect_files_equal(peft / tlora::kPeftModelFile, fixture / tlora::kPeftModelFile);
+  expect_same_tensors(tensors, tlora::safetensors::load(fixture / tlora::kPeftModelFile));
   const Tensors ref = tlora::safetensors::load(fixture / "peft_logits.safetensors");
   const at::Tensor ours = model(ref.at("input_ids"));
   const double tol = tlora::testing::float32_tolerance(ref.at("logits"), 64, 5);
@@ -141,7 +159,7 @@ TEST(LoraExport, EncoderWithAHeadToPeft) {
 
   if (std::getenv("TLORA_EXPORT_FIXTURE_DIR")) return;
   const fs::path fixture = kFixtures + "/export/bert-tiny";
-  expect_files_equal(peft / tlora::kPeftModelFile, fixture / tlora::kPeftModelFile);
+  expect_same_tensors(tensors, tlora::safetensors::load(fixture / tlora::kPeftModelFile));
   const Tensors ref = tlora::safetensors::load(fixture / "peft_logits.safetensors");
   const at::Tensor ours = model(ref.at("input_ids"), ref.at("attention_mask"));
   const double tol = tlora::testing::float32_tolerance(ref.at("logits"), 128, 5);
@@ -159,13 +177,13 @@ TEST(LoraExport, LlamaCppServesTheGgufAdapterOnSmolLM2) {
   auto config = tlora_config({"q_proj", "v_proj"}, 4);
   config.layers_to_transform = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
   tlora::inject(*model, config);
-  randomize(*model, 8.0);  // an effect of several logits, well above llama.cpp's quantization noise
+  randomize(*model, 2.0);  // an effect of several logits, well above llama.cpp's quantization noise
   const fs::path gguf = out_dir("smollm2-gguf");
   tlora::export_lora(*model, gguf, tlora::LoraFormat::Gguf);
   if (std::getenv("TLORA_EXPORT_FIXTURE_DIR")) return;
 
   const fs::path fixture = kFixtures + "/export/smollm2";
-  expect_files_equal(gguf / tlora::kGgufAdapterFile, fixture / tlora::kGgufAdapterFile);
+  expect_same_tensors(gguf_tensors(gguf / tlora::kGgufAdapterFile), gguf_tensors(fixture / tlora::kGgufAdapterFile));
   const Tensors ref = tlora::safetensors::load(fixture / "llamacpp_logits.safetensors");
   at::NoGradGuard no_grad;
   const at::Tensor ids = ref.at("input_ids").unsqueeze(0);
@@ -177,13 +195,15 @@ TEST(LoraExport, LlamaCppServesTheGgufAdapterOnSmolLM2) {
     without = model(ids)[0].slice(-1, 0, vocab);
   }
   const at::Tensor effect = with - without, theirs = ref.at("with") - ref.at("without");
-  const double base_gap = (without - ref.at("without")).abs().max().item<double>();
-  const double effect_gap = (effect - theirs).abs().max().item<double>();
-  const double effect_size = effect.abs().max().item<double>();
-  std::cout << "llama.cpp vs tlora on SmolLM2: base logits differ by " << base_gap << "; adapter effect "
-            << effect_size << ", differing by " << effect_gap << "\n";
-  EXPECT_GT(effect_size, 1.0) << "the adapter changes the logits materially";
-  EXPECT_LE(effect_gap, 2 * base_gap + 0.1 * effect_size) << "llama.cpp applies the adapter as tlora does";
+  // llama.cpp's 8-bit activations put its base logits about 1% (Frobenius) from ours, and its
+  // adapter effect, the adapter enlarging the activations, about 9% from ours; with attn_q's rows
+  // left in Hugging Face's order (a wrong export) the effect is 49% off. 25% separates the two.
+  const double noise = ((without - ref.at("without")).norm() / ref.at("without").norm()).item<double>();
+  const double gap = (effect - theirs).norm().item<double>(), size = effect.norm().item<double>();
+  std::cout << "llama.cpp vs tlora on SmolLM2: base logits " << 100 * noise << "% apart (Frobenius); the adapter "
+            << "effects " << 100 * gap / size << "% apart\n";
+  EXPECT_GT(size, 10 * (without - ref.at("without")).norm().item<double>()) << "the effect stands above the noise";
+  EXPECT_LE(gap, 0.25 * size) << "llama.cpp applies the adapter as tlora does";
 }
 
 }  // namespace
