@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <optional>
 #include <regex>
+#include <unordered_set>
 
 namespace tlora {
 namespace {
@@ -67,6 +68,17 @@ std::string with_commas(int64_t n) {
   return out;
 }
 
+// The parameters of `model`, each tensor once: a tied output head holds the embedding's weight,
+// which parameters() lists under both names.
+std::vector<at::Tensor> distinct_parameters(const torch::nn::Module& model) {
+  std::vector<at::Tensor> out;
+  std::unordered_set<const void*> seen;
+  for (const auto& p : model.parameters()) {
+    if (seen.insert(p.unsafeGetTensorImpl()).second) out.push_back(p);
+  }
+  return out;
+}
+
 // A matched layer before anything is changed.
 struct Match {
   detail::HostSlot slot;
@@ -76,19 +88,18 @@ struct Match {
 }  // namespace
 
 std::string trainable_summary(const torch::nn::Module& model) {
-  int64_t trainable = 0, all = 0;
-  for (const auto& p : model.parameters()) {
-    all += p.numel();
-    trainable += p.requires_grad() ? p.numel() : 0;
+  InjectReport counts;
+  for (const auto& p : distinct_parameters(model)) {
+    counts.all_params += p.numel();
+    counts.trainable_params += p.requires_grad() ? p.numel() : 0;
   }
-  return fmt::format("trainable params: {} || all params: {} || trainable%: {:.4f}", with_commas(trainable),
-                     with_commas(all), all ? 100.0 * trainable / all : 0.0);
+  return counts.summary();
 }
 
 std::vector<at::Tensor> trainable_parameters(const torch::nn::Module& model) {
   adapter_hosts(model);  // refuses two layers whose adapters share a name (and so A and B)
   std::vector<at::Tensor> out;
-  for (const auto& p : model.parameters()) {
+  for (const auto& p : distinct_parameters(model)) {
     if (p.requires_grad()) out.push_back(p);
   }
   return out;
@@ -214,7 +225,7 @@ InjectReport inject(torch::nn::Module& model, const InjectConfig& config) {
   }
   detail::freeze_all_but_adapters_and(model, saved);
   report.saved_modules = saved_paths;
-  for (const auto& p : model.parameters()) {
+  for (const auto& p : distinct_parameters(model)) {
     report.all_params += p.numel();
     report.trainable_params += p.requires_grad() ? p.numel() : 0;
   }

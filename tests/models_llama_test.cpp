@@ -74,6 +74,16 @@ TEST(ModelsLlama, QwenHasBiasesAndATiedHead) {
   const auto params = model->named_parameters();
   EXPECT_NE(params.find("model.layers.0.self_attn.q_proj.bias"), nullptr);
   EXPECT_EQ(params.find("model.layers.0.self_attn.o_proj.bias"), nullptr);
+  // The tied weight is one tensor under two names: counted, and given to an optimizer, once.
+  int64_t listed = 0;
+  for (const auto& p : params) listed += p.value().numel();
+  tlora::InjectConfig config;
+  config.target_modules = {"q_proj"};
+  config.modules_to_save = {"lm_head"};
+  const auto report = tlora::inject(*model, config);
+  const int64_t adapters = report.trainable_params - model->lm_head->weight.numel();
+  EXPECT_EQ(report.all_params, listed - model->lm_head->weight.numel() + adapters);
+  EXPECT_EQ(tlora::trainable_parameters(*model).size(), 2u * 2 + 1) << "M and alpha of two layers, the shared weight once";
 }
 
 TEST(ModelsLlama, InjectAdaptsEveryProjectionByPeftsNames) {

@@ -68,7 +68,8 @@ struct InjectReport {
   std::vector<std::string> saved_modules;
   /// Elements of all parameters that require grad after injection.
   int64_t trainable_params = 0;
-  /// Elements of all parameters of the model (adapters included).
+  /// Elements of all parameters of the model (adapters included; a tensor shared by two modules,
+  /// such as a tied head's weight, once).
   int64_t all_params = 0;
   /// `trainable params: N || all params: M || trainable%: P`.
   std::string summary() const;
@@ -116,7 +117,8 @@ class DisableAdapters {
 std::string trainable_summary(const torch::nn::Module& model);
 
 /// The parameters of `model` that require grad (after inject: the active adapters' and those of
-/// modules_to_save), in module order: what to give the optimizer.
+/// modules_to_save), in module order, each tensor once (a tied head's weight is the
+/// embedding's): what to give the optimizer.
 std::vector<at::Tensor> trainable_parameters(const torch::nn::Module& model);
 
 }  // namespace tlora
