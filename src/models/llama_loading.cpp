@@ -24,6 +24,12 @@ namespace tlora::models {
 namespace {
 
 namespace fs = std::filesystem;
+
+// POSIX stat rather than std::filesystem, whose operations clash with LibTorch's own copies.
+bool is_folder(const fs::path& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
 using detail::Fields;
 using detail::json;
 
@@ -258,10 +264,33 @@ void LlamaConfig::validate() const {
 }
 
 LlamaForCausalLM load_llama(const fs::path& path) {
-  // POSIX stat rather than std::filesystem, whose operations clash with LibTorch's own copies.
-  struct stat st {};
-  const bool folder = ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-  return folder ? load_folder(path) : load_gguf(path);
+  return is_folder(path) ? load_folder(path) : load_gguf(path);
+}
+
+LlamaText load_llama_text(const fs::path& path) {
+  LlamaText t;
+  if (!is_folder(path)) {
+    const gguf::File file = gguf::File::open(path);
+    t.tokenizer = std::make_unique<text::ByteLevelBPETokenizer>(text::ByteLevelBPETokenizer::from_gguf(file));
+    if (file.find("tokenizer.chat_template")) t.chat = text::ChatTemplate::from_jinja(file.get_string("tokenizer.chat_template"));
+    return t;
+  }
+  t.tokenizer = std::make_unique<text::ByteLevelBPETokenizer>(text::ByteLevelBPETokenizer::from_tokenizer_json(path / "tokenizer.json"));
+  std::ifstream in(path / "tokenizer_config.json", std::ios::binary);
+  if (in) {
+    std::ostringstream s;
+    s << in.rdbuf();
+    json config;
+    try {
+      config = json::parse(s.str());
+    } catch (const json::exception& e) {
+      TORCH_CHECK(false, (path / "tokenizer_config.json").string(), ": not valid JSON: ", e.what());
+    }
+    if (config.contains("chat_template") && config["chat_template"].is_string()) {
+      t.chat = text::ChatTemplate::from_jinja(config["chat_template"].get<std::string>());
+    }
+  }
+  return t;
 }
 
 }  // namespace tlora::models

@@ -5,6 +5,8 @@
 #pragma once
 
 #include "tlora/host_linear.h"
+#include "tlora/text/bpe.h"
+#include "tlora/text/chat_template.h"
 
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
@@ -14,6 +16,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -216,6 +219,19 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
 };
 /// A ModuleHolder for LlamaForCausalLMImpl.
 TORCH_MODULE(LlamaForCausalLM);
+
+/// The text side of a LLaMA-family model: its tokenizer and, where it has one, its chat template.
+struct LlamaText {
+  /// The byte-level BPE tokenizer.
+  std::unique_ptr<text::ByteLevelBPETokenizer> tokenizer;
+  /// The ChatML template, absent when the model has none.
+  std::optional<text::ChatTemplate> chat;
+};
+
+/// The tokenizer and chat template of the model at `path`, from the same sources as load_llama:
+/// a GGUF file's metadata, or a Hugging Face folder's tokenizer.json and the chat_template of its
+/// tokenizer_config.json (if any).
+LlamaText load_llama_text(const std::filesystem::path& path);
 
 /// A LLaMA-family model with its weights, from a GGUF file (dequantized to float32; attn_q and
 /// attn_k rows put back into Hugging Face's order) or a Hugging Face folder (config.json and
