@@ -227,11 +227,14 @@ File File::parse(const fs::path& path, std::shared_ptr<const void> owner, const 
     if (t.name.size() > kMaxNameBytes) fail(path, "tensor '", t.name, "': its name is longer than ", kMaxNameBytes, " bytes");
     const auto n_dims = r.read<uint32_t>("a tensor's dimension count");
     if (n_dims == 0 || n_dims > kMaxDims) fail(path, "tensor '", t.name, "' has ", n_dims, " dimensions (1 to ", kMaxDims, " are valid)");
-    uint64_t elements = 1;
+    // The product of the non-zero dimensions bounds every stride too: a zero dimension makes the
+    // tensor empty, but [0, 2^40, 2^40] would still overflow LibTorch's strides.
+    uint64_t elements = 1, extent = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       const auto n = r.read<uint64_t>("a tensor dimension");
-      if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) || !multiply(elements, n, elements) ||
-          elements > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      constexpr auto kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+      if (n > kMax || !multiply(elements, n, elements) || elements > kMax || !multiply(extent, std::max<uint64_t>(n, 1), extent) ||
+          extent > kMax) {
         fail(path, "tensor '", t.name, "': its dimensions overflow");
       }
       t.ne.push_back(static_cast<int64_t>(n));
