@@ -4,10 +4,11 @@
 //   torchrun --nproc-per-node 2 --no-python tlora-bench-dist --json dist.json
 // Rank 0 prints the table and writes the JSON.
 #include "run_main.h"
-#include "tlora/dist.h"
-#include "tlora/inject.h"
+#include "tlora/dist/context.h"
+#include "tlora/adapters/inject.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/loading.h"
+#include "tlora/models/packaged.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

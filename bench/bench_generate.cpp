@@ -8,7 +8,7 @@
 #include "run_main.h"
 #include "tlora/models/generation.h"
 #include "tlora/models/llama.h"
-#include "tlora/precision.h"
+#include "tlora/core/precision.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/ops/randint.h>

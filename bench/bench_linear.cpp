@@ -6,11 +6,11 @@
 
 #include "machine.h"
 #include "run_main.h"
-#include "tlora/live_bytes.h"
+#include "tlora/core/live_bytes.h"
 
 #include "kernel_bandwidth.h"
-#include "tlora/functional.h"
-#include "tlora/linear.h"
+#include "tlora/core/functional.h"
+#include "tlora/adapters/tlora_linear.h"
 
 #include <ATen/DeviceAccelerator.h>
 #include <ATen/Parallel.h>

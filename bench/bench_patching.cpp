@@ -1,14 +1,14 @@
 // tlora-bench-patching: what patching a user's own model costs. One training step (forward,
 // backward, optimizer step) of a stack of feed-forward blocks written the usual LibTorch way
 // (torch::nn::Linear members, adapted in place: weight = W0 + ΔW, refreshed every step), of the
-// same stack built from tlora::Linear (the adapter applied in forward), and of the frozen stack
+// same stack built from tlora::AdaptableLinear (the adapter applied in forward), and of the frozen stack
 // alone (the floor). Ratios are measured in one run; README.md describes the output.
 
 #include "machine.h"
 #include "run_main.h"
-#include "tlora/adapter_host.h"
-#include "tlora/host_linear.h"
-#include "tlora/inject.h"
+#include "tlora/adapters/host.h"
+#include "tlora/adapters/adaptable_linear.h"
+#include "tlora/adapters/inject.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/ops/gelu.h>
@@ -34,7 +34,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // A feed-forward block whose layers are C++ members, as users write them; `Layer` is
-// torch::nn::Linear or tlora::Linear.
+// torch::nn::Linear or tlora::AdaptableLinear.
 template <class Layer>
 struct Block : torch::nn::Module {
   Block(int64_t dim, int64_t hidden)
@@ -116,7 +116,7 @@ std::string load_average() {
 
 int run(int argc, char** argv) {
   CLI::App app{"Training-step cost of TLoRA on a user's torch::nn::Linear model (patched in place) "
-               "against a tlora::Linear model and the frozen model"};
+               "against a tlora::AdaptableLinear model and the frozen model"};
   Settings s;
   std::string json_path;
   app.add_option("--tokens", s.tokens, "rows of the input (batch × sequence)")->check(CLI::PositiveNumber);
@@ -132,7 +132,7 @@ int run(int argc, char** argv) {
 
   auto frozen = frozen_stack<torch::nn::Linear>(s);
   const double base = time_model(s, *frozen, [] {});
-  auto hosted = frozen_stack<tlora::Linear>(s);
+  auto hosted = frozen_stack<tlora::AdaptableLinear>(s);
   tlora::inject(*hosted, tlora_config(s));
   const double host = time_model(s, *hosted, [] {});
   auto patched = frozen_stack<torch::nn::Linear>(s);
@@ -144,7 +144,7 @@ int run(int argc, char** argv) {
              s.layers, s.dim, s.hidden, s.dim, s.tokens, s.rank, s.steps);
   fmt::print("{:<28} {:>10} {:>12}\n", "", "ms/step", "× frozen");
   fmt::print("{:<28} {:>10.1f} {:>12.2f}\n", "frozen model", 1e3 * base, 1.0);
-  fmt::print("{:<28} {:>10.1f} {:>12.2f}\n", "tlora::Linear host", 1e3 * host, host / base);
+  fmt::print("{:<28} {:>10.1f} {:>12.2f}\n", "tlora::AdaptableLinear host", 1e3 * host, host / base);
   fmt::print("{:<28} {:>10.1f} {:>12.2f}\n", "torch::nn::Linear in place", 1e3 * in_place, in_place / base);
   fmt::print("in place / host: {:.2f}\n", in_place / host);
   if (!json_path.empty()) {

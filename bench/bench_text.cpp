@@ -7,6 +7,7 @@
 #include "run_main.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/loading.h"
+#include "tlora/models/packaged.h"
 #include "tlora/text/tokenizer.h"
 
 #include <ATen/Parallel.h>

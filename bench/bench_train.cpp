@@ -6,10 +6,11 @@
 
 #include "machine.h"
 #include "run_main.h"
-#include "tlora/inject.h"
+#include "tlora/adapters/inject.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/loading.h"
-#include "tlora/precision.h"
+#include "tlora/models/packaged.h"
+#include "tlora/core/precision.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/ops/randint.h>

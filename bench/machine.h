@@ -2,7 +2,7 @@
 // matrix instructions.
 #pragma once
 
-#include "tlora/precision.h"
+#include "tlora/core/precision.h"
 
 #include <fstream>
 #include <string>

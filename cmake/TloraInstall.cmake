@@ -1,9 +1,10 @@
-# `cmake --install` writes a relocatable package: find_package(tlora) + tlora::tlora.
+# `cmake --install` writes a relocatable package: find_package(tlora [COMPONENTS core models glue dist])
+# and tlora::core, tlora::models, tlora::glue, tlora::dist or all of them as tlora::tlora.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(TLORA_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/tlora")
-install(TARGETS tlora EXPORT tloraTargets
+install(TARGETS tlora tlora_core tlora_models tlora_glue tlora_dist EXPORT tloraTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

@@ -2,7 +2,7 @@
 // and a second read unchanged (format(parse(format(c))) == format(c)).
 #include "fuzz_check.h"
 
-#include "adapter_config.h"
+#include "io/adapter_config.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -2,7 +2,7 @@
 // be; whatever it accepts, every tensor must then copy out at exactly its declared size.
 #include "fuzz_check.h"
 
-#include "tlora/safetensors.h"
+#include "tlora/io/safetensors.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -3,6 +3,7 @@
 #include "tokenizer_harness.h"
 
 #include "tlora/models/loading.h"
+#include "tlora/models/packaged.h"
 #include "tlora/text/tokenizer.h"
 
 #include <memory>

@@ -4,7 +4,7 @@
 // the mask kernel and the CPU path agree for one (seed, stream).
 #pragma once
 
-#include "tlora/philox.h"
+#include "tlora/core/philox.h"
 
 #include <cstdint>
 

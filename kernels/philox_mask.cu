@@ -2,7 +2,7 @@
 // CUDA forward, a CUDA backward and the CPU reference all see one mask for one seed.
 #include "kernels.h"
 
-#include "tlora/philox.h"
+#include "tlora/core/philox.h"
 
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>

@@ -4,9 +4,9 @@
 // checkpoints from different bases, and tlora-analyze end to end on the tiny BERT.
 #include "test_util.h"
 #include "tiny_model.h"
-#include "tlora/analysis.h"
-#include "tlora/checkpoint.h"
-#include "tlora/inject.h"
+#include "tlora/analysis/adapter_analysis.h"
+#include "tlora/io/checkpoint.h"
+#include "tlora/adapters/inject.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/loading.h"
 
@@ -62,11 +62,11 @@ void perturb(torch::nn::Module& model, const std::string& name, uint64_t seed) {
   }
 }
 
-std::vector<std::pair<std::string, std::shared_ptr<tlora::LinearImpl>>> hosts_with(torch::nn::Module& model,
+std::vector<std::pair<std::string, std::shared_ptr<tlora::AdaptableLinearImpl>>> hosts_with(torch::nn::Module& model,
                                                                                    const std::string& name) {
-  std::vector<std::pair<std::string, std::shared_ptr<tlora::LinearImpl>>> out;
+  std::vector<std::pair<std::string, std::shared_ptr<tlora::AdaptableLinearImpl>>> out;
   for (const auto& item : model.named_modules("", false)) {
-    if (auto host = std::dynamic_pointer_cast<tlora::LinearImpl>(item.value()); host && host->adapter(name)) {
+    if (auto host = std::dynamic_pointer_cast<tlora::AdaptableLinearImpl>(item.value()); host && host->adapter(name)) {
       out.emplace_back(item.key(), host);
     }
   }
@@ -129,10 +129,10 @@ TEST(Analysis, FactoredDeltaAndItsSvdMatchDenseLinearAlgebraForEveryKind) {
 }
 
 TEST(Analysis, FactorsAndEntriesAreThoseOfEachKind) {
-  const std::map<AdapterKind, std::set<std::string>> trainable{{AdapterKind::TLoRA, {"core"}},
-                                                                {AdapterKind::LoRA, {"lora_A", "lora_B"}},
-                                                                {AdapterKind::VeRA, {"lambda_b", "lambda_d"}},
-                                                                {AdapterKind::LoRAXS, {"core"}}};
+  const std::map<std::string_view, std::set<std::string>> trainable{{AdapterKind::TLoRA.name(), {"core"}},
+                                                                     {AdapterKind::LoRA.name(), {"lora_A", "lora_B"}},
+                                                                     {AdapterKind::VeRA.name(), {"lambda_b", "lambda_d"}},
+                                                                     {AdapterKind::LoRAXS.name(), {"core"}}};
   for (AdapterKind kind : kKinds) {
     SCOPED_TRACE(std::string(tlora::to_string(kind)));
     TinyEncoder model = base_model();
@@ -150,7 +150,7 @@ TEST(Analysis, FactorsAndEntriesAreThoseOfEachKind) {
       EXPECT_EQ(statistics.count, parameters[name].numel());
       EXPECT_NEAR(statistics.mean, parameters[name].to(at::kDouble).mean().item<double>(), 1e-12);
     }
-    EXPECT_EQ(names, trainable.at(kind));
+    EXPECT_EQ(names, trainable.at(kind.name()));
     const double expected_alpha = kind == AdapterKind::TLoRA ? parameters["scale"].item<double>()
                                   : kind == AdapterKind::LoRA ? 1.0 / 4.0  // lora_alpha (scale 1) / r
                                                               : 1.0;

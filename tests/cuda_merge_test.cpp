@@ -2,7 +2,7 @@
 // and TLoRALinear::merge() against fp64 references. Skips without a CUDA device.
 #include "cuda_test_util.h"
 
-#include "tlora/linear.h"
+#include "tlora/adapters/tlora_linear.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

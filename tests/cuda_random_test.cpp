@@ -2,8 +2,8 @@
 // Skips without a CUDA device.
 #include "cuda_test_util.h"
 
-#include "tlora/projections.h"
-#include "tlora/random.h"
+#include "tlora/core/projections.h"
+#include "tlora/core/random.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 // Helpers shared by the CUDA test suites (tests/cuda_*_test.cpp), which skip without a device.
 #pragma once
 
-#include "tlora/functional.h"
+#include "tlora/core/functional.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>

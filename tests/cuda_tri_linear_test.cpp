@@ -5,8 +5,8 @@
 #include "kernels.h"
 #include "test_util.h"
 
-#include "tlora/live_bytes.h"
-#include "tlora/random.h"
+#include "tlora/core/live_bytes.h"
+#include "tlora/core/random.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -2,9 +2,9 @@
 // groups of tlora-test-dist-worker processes over loopback with Gloo (training equal to one
 // process, a dead or stalled rank, a group that disagrees on its size).
 #include "test_util.h"
-#include "tlora/dist.h"
-#include "tlora/dist_sampler.h"
-#include "tlora/safetensors.h"
+#include "tlora/dist/context.h"
+#include "tlora/dist/sampler.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <arpa/inet.h>

@@ -9,10 +9,10 @@
 //                                 while the others try a second one
 // The timeout of every collective is TLORA_TEST_TIMEOUT_MS. Errors go to stderr, exit code 2.
 #include "tiny_model.h"
-#include "tlora/dist.h"
-#include "tlora/dist_sampler.h"
-#include "tlora/inject.h"
-#include "tlora/safetensors.h"
+#include "tlora/dist/context.h"
+#include "tlora/dist/sampler.h"
+#include "tlora/adapters/inject.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <torch/optim/adamw.h>

@@ -4,9 +4,9 @@
 // system's reason.
 #include "fault_model.h"
 #include "test_util.h"
-#include "tlora/atomic_file.h"
-#include "tlora/checkpoint.h"
-#include "tlora/safetensors.h"
+#include "tlora/io/atomic_file.h"
+#include "tlora/io/checkpoint.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>

@@ -4,8 +4,8 @@
 #pragma once
 
 #include "tiny_model.h"
-#include "tlora/checkpoint.h"
-#include "tlora/inject.h"
+#include "tlora/io/checkpoint.h"
+#include "tlora/adapters/inject.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>

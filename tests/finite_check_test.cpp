@@ -1,7 +1,7 @@
 // check_finite_gradients: silent while every gradient is finite, and at the first step with a
 // NaN or an infinity it names that step, the parameter and how many elements are affected.
 #include "test_util.h"
-#include "tlora/finite_check.h"
+#include "tlora/core/finite_check.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

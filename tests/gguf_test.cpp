@@ -5,7 +5,7 @@
 #include "tolerance.h"
 #include "tlora/gguf/file.h"
 #include "tlora/gguf/writer.h"
-#include "tlora/safetensors.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

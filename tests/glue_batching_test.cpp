@@ -3,6 +3,7 @@
 #include "tlora/glue/metrics.h"
 #include "tlora/glue/scores.h"
 #include "tlora/models/loading.h"
+#include "tlora/models/packaged.h"
 
 #include "test_util.h"
 

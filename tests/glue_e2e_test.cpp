@@ -5,7 +5,8 @@
 #include "tlora/models/bert.h"
 #include "tlora/models/config.h"
 #include "tlora/models/loading.h"
-#include "tlora/safetensors.h"
+#include "tlora/models/packaged.h"
+#include "tlora/io/safetensors.h"
 #include "tlora/train/train_state.h"
 
 #include "test_util.h"

@@ -1,7 +1,7 @@
 // Patching a model: matching rules, freezing, reports, errors, switching, merging, unloading.
 #include "test_util.h"
 #include "tiny_model.h"
-#include "tlora/inject.h"
+#include "tlora/adapters/inject.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -162,7 +162,7 @@ TEST(Inject, ErrorsLeaveTheModelUnchanged) {
   EXPECT_NE(error_of([&] { tlora::inject(*model, c); }).find("no targets given"), std::string::npos);
 }
 
-// A foreign torch::nn::Linear is swapped for a tlora::Linear when only the registry holds it, and
+// A foreign torch::nn::Linear is swapped for a tlora::AdaptableLinear when only the registry holds it, and
 // patched in place when a member or a container holds it (tests/in_place_test.cpp has the maths).
 struct ForeignNet : torch::nn::Module {
   ForeignNet() : fc(register_module("fc", torch::nn::Linear(8, 8))) {
@@ -177,11 +177,11 @@ TEST(Inject, ForeignLinearSwappedWhenLiveElsePatchedInPlace) {
   c.target_modules = {"fc", "free"};
   const at::Tensor weight = net.named_parameters()["free.weight"];
   tlora::inject(net, c);
-  auto host = std::dynamic_pointer_cast<tlora::LinearImpl>(net.named_children()["free"]);
+  auto host = std::dynamic_pointer_cast<tlora::AdaptableLinearImpl>(net.named_children()["free"]);
   ASSERT_TRUE(host);
   EXPECT_EQ(host->weight.data_ptr(), weight.data_ptr()) << "the weights are shared, not copied";
   EXPECT_EQ(host->adapter_names(), std::vector<std::string>{"default"});
-  EXPECT_EQ(net.named_children()["fc"].get(), net.fc.ptr().get()) << "the member's Linear stays in place";
+  EXPECT_EQ(net.named_children()["fc"].get(), net.fc.ptr().get()) << "the member's AdaptableLinear stays in place";
   const auto patched = tlora::adapter_host(net.fc.ptr());
   ASSERT_TRUE(patched);
   EXPECT_EQ(patched->adapter_names(), std::vector<std::string>{"default"});

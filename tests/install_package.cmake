@@ -14,4 +14,5 @@ run(${CMAKE_COMMAND} -S "${CONSUMER_DIR}" -B "${WORK_DIR}/build" -G "${GENERATOR
     -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=${WORK_DIR}/relocated" "-DTorch_DIR=${Torch_DIR}")
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/build")
 run("${WORK_DIR}/build/consumer")
-message(STATUS "consumer built and ran against the relocated package")
+run("${WORK_DIR}/build/umbrella")
+message(STATUS "consumer and umbrella built and ran against the relocated package")

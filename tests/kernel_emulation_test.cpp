@@ -6,7 +6,7 @@
 #include "project_rows.cuh"
 #include "rank_update.cuh"
 
-#include "tlora/random.h"
+#include "tlora/core/random.h"
 #include "tolerance.h"
 
 #include <ATen/ATen.h>

@@ -1,8 +1,8 @@
 // TLoRALinear as a module: construction, freezing, merge/unmerge, errors, and training.
 #include "test_util.h"
 #include "tolerance.h"
-#include "tlora/inject.h"
-#include "tlora/linear.h"
+#include "tlora/adapters/inject.h"
+#include "tlora/adapters/tlora_linear.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -74,7 +74,7 @@ TEST(TLoRALinear, SharesTheAdaptedLinearsWeights) {
   EXPECT_FALSE(layer->bias.defined());
   EXPECT_FALSE(base->weight.requires_grad());
   EXPECT_NE(error_of([&] { TLoRALinear(base, TLoRALinearOptions(6, 5, 2).bias(false)); })
-                .find("do not match the Linear being adapted"),
+                .find("do not match the AdaptableLinear being adapted"),
             std::string::npos);
 }
 

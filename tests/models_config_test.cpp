@@ -3,6 +3,7 @@
 #include "tlora/models/bert.h"
 #include "tlora/models/config.h"
 #include "tlora/models/loading.h"
+#include "tlora/models/packaged.h"
 #include "tlora/models/roberta.h"
 
 #include <gtest/gtest.h>

@@ -3,13 +3,13 @@
 #include "packaged_model.h"
 #include "test_util.h"
 #include "tolerance.h"
-#include "tlora/inject.h"
+#include "tlora/adapters/inject.h"
 #include "tlora/gguf/file.h"
 #include "tlora/models/generation.h"
 #include "tlora/models/llama.h"
 #include "tlora/text/bpe.h"
 #include "tlora/text/chat_template.h"
-#include "tlora/safetensors.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

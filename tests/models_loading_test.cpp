@@ -1,9 +1,9 @@
 // Weight loading: the strict key report, the base-model prefix, new heads, sharded checkpoints.
 #include "test_util.h"
-#include "tlora/inject.h"
+#include "tlora/adapters/inject.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/loading.h"
-#include "tlora/safetensors.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -2,11 +2,11 @@
 // its classification head, and loading it into a RobertaModel.
 #include "encoder_tolerance.h"
 #include "test_util.h"
-#include "tlora/inject.h"
+#include "tlora/adapters/inject.h"
 #include "tlora/models/loading.h"
 #include "tlora/models/roberta.h"
 #include "tlora/models/sequence_classifier.h"
-#include "tlora/safetensors.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -47,7 +47,7 @@ TEST(ModelsRoberta, ParameterNamesAreTheStateDictKeysOfTransformers) {
     EXPECT_TRUE(modules.contains(path)) << path;
   }
   EXPECT_FALSE(modules.contains("roberta.pooler"));
-  EXPECT_NE(dynamic_cast<tlora::LinearImpl*>(modules["classifier.out_proj"].get()), nullptr);
+  EXPECT_NE(dynamic_cast<tlora::AdaptableLinearImpl*>(modules["classifier.out_proj"].get()), nullptr);
 }
 
 TEST(ModelsRoberta, PositionsStartAfterThePaddingIndexAndSkipPadding) {

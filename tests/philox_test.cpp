@@ -1,7 +1,7 @@
 // The generator against published known answers, an independent Python implementation, and
 // a second process.
-#include "tlora/philox.h"
-#include "tlora/random.h"
+#include "tlora/core/philox.h"
+#include "tlora/core/random.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

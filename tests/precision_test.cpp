@@ -4,11 +4,11 @@
 #include "test_util.h"
 #include "tiny_model.h"
 #include "tolerance.h"
-#include "tlora/functional.h"
-#include "tlora/inject.h"
+#include "tlora/core/functional.h"
+#include "tlora/adapters/inject.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/loading.h"
-#include "tlora/precision.h"
+#include "tlora/core/precision.h"
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>

@@ -1,6 +1,6 @@
 // Writes the A and B buffers of a TLoRALinear as raw fp32, so a test can compare the
 // projections drawn in another process: projection_dump SEED NAME IN OUT RANK FILE
-#include "tlora/linear.h"
+#include "tlora/adapters/tlora_linear.h"
 
 #include <cstdio>
 #include <cstdlib>

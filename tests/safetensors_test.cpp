@@ -1,8 +1,8 @@
 // The safetensors reader and writer against files written by the official Python package
 // (tools/safetensors_fixture.py), crafted invalid files, and the atomic file writes under them.
 #include "test_util.h"
-#include "tlora/atomic_file.h"
-#include "tlora/safetensors.h"
+#include "tlora/io/atomic_file.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -1,9 +1,9 @@
-// A small transformer-like encoder built from tlora::Linear, with Hugging Face's module paths
+// A small transformer-like encoder built from tlora::AdaptableLinear, with Hugging Face's module paths
 // (encoder.layer.N.attention.self.query, ...), for patching and checkpoint tests.
 #pragma once
 
 #include "tolerance.h"
-#include "tlora/host_linear.h"
+#include "tlora/adapters/adaptable_linear.h"
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
@@ -15,42 +15,42 @@ namespace tlora::testing {
 
 struct SelfAttentionImpl : torch::nn::Module {
   explicit SelfAttentionImpl(int64_t hidden)
-      : query(register_module("query", Linear(hidden, hidden))),
-        key(register_module("key", Linear(hidden, hidden))),
-        value(register_module("value", Linear(hidden, hidden))) {}
+      : query(register_module("query", AdaptableLinear(hidden, hidden))),
+        key(register_module("key", AdaptableLinear(hidden, hidden))),
+        value(register_module("value", AdaptableLinear(hidden, hidden))) {}
   at::Tensor forward(const at::Tensor& x) {
     const at::Tensor scores = at::matmul(query(x), key(x).transpose(-1, -2)) / std::sqrt(double(x.size(-1)));
     return at::matmul(at::softmax(scores, -1), value(x));
   }
-  Linear query, key, value;
+  AdaptableLinear query, key, value;
 };
 TORCH_MODULE(SelfAttention);
 
 struct AttentionImpl : torch::nn::Module {
   explicit AttentionImpl(int64_t hidden)
       : self(register_module("self", SelfAttention(hidden))),
-        output(register_module("output", Linear(hidden, hidden))) {}
+        output(register_module("output", AdaptableLinear(hidden, hidden))) {}
   at::Tensor forward(const at::Tensor& x) { return output(self(x)); }
   SelfAttention self;
-  Linear output;
+  AdaptableLinear output;
 };
 TORCH_MODULE(Attention);
 
 struct LayerImpl : torch::nn::Module {
   LayerImpl(int64_t hidden, int64_t intermediate)
       : attention(register_module("attention", Attention(hidden))),
-        intermediate(register_module("intermediate", Linear(hidden, intermediate))),
-        output(register_module("output", Linear(intermediate, hidden))) {}
+        intermediate(register_module("intermediate", AdaptableLinear(hidden, intermediate))),
+        output(register_module("output", AdaptableLinear(intermediate, hidden))) {}
   at::Tensor forward(const at::Tensor& x) {
     const at::Tensor h = x + attention(x);
     return h + output(at::gelu(intermediate(h)));
   }
   Attention attention;
-  Linear intermediate, output;
+  AdaptableLinear intermediate, output;
 };
 TORCH_MODULE(Layer);
 
-/// hidden → N layers → classifier (2 labels), every linear a tlora::Linear.
+/// hidden → N layers → classifier (2 labels), every linear a tlora::AdaptableLinear.
 struct TinyEncoderImpl : torch::nn::Module {
   TinyEncoderImpl(int64_t layers = 2, int64_t hidden = 16, int64_t intermediate = 24) {
     encoder = register_module("encoder", std::make_shared<torch::nn::Module>());
@@ -59,7 +59,7 @@ struct TinyEncoderImpl : torch::nn::Module {
     }
     layer = encoder->register_module("layer", torch::nn::ModuleList());
     for (auto& b : blocks) layer->push_back(b);
-    classifier = register_module("classifier", Linear(hidden, 2));
+    classifier = register_module("classifier", AdaptableLinear(hidden, 2));
   }
   at::Tensor forward(at::Tensor x) {
     for (auto& b : blocks) x = b->forward(x);
@@ -68,7 +68,7 @@ struct TinyEncoderImpl : torch::nn::Module {
   std::shared_ptr<torch::nn::Module> encoder;
   torch::nn::ModuleList layer;
   std::vector<std::shared_ptr<LayerImpl>> blocks;
-  Linear classifier{nullptr};
+  AdaptableLinear classifier{nullptr};
 };
 TORCH_MODULE(TinyEncoder);
 

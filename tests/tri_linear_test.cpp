@@ -1,6 +1,6 @@
 // The custom autograd function against finite differences and the composed LibTorch chain.
-#include "tlora/functional.h"
-#include "tlora/live_bytes.h"
+#include "tlora/core/functional.h"
+#include "tlora/core/live_bytes.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>

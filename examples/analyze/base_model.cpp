@@ -1,11 +1,11 @@
 #include "base_model.h"
 
-#include "tlora/checkpoint.h"
+#include "tlora/io/checkpoint.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/loading.h"
 #include "tlora/models/roberta.h"
 #include "tlora/models/sequence_classifier.h"
-#include "tlora/safetensors.h"
+#include "tlora/io/safetensors.h"
 
 #include <c10/util/Exception.h>
 

@@ -4,11 +4,12 @@
 #include "base_model.h"
 #include "report.h"
 
-#include "tlora/analysis.h"
-#include "tlora/atomic_file.h"
-#include "tlora/checkpoint.h"
-#include "tlora/host_linear.h"
+#include "tlora/analysis/adapter_analysis.h"
+#include "tlora/io/atomic_file.h"
+#include "tlora/io/checkpoint.h"
+#include "tlora/adapters/adaptable_linear.h"
 #include "tlora/models/loading.h"
+#include "tlora/models/packaged.h"
 #include "tlora/version.h"
 
 #include <CLI/CLI.hpp>
@@ -68,7 +69,7 @@ json analyze(const Config& config) {
     tlora::load_adapter(*model, dirs[i], load);
     json layers = json::array();
     for (const tlora::LayerAnalysis& layer : tlora::analyze_adapter(*model, kNames[i], config.analysis)) {
-      const auto host = named[layer.path]->as<tlora::LinearImpl>();
+      const auto host = named[layer.path]->as<tlora::AdaptableLinearImpl>();
       layers.push_back(layer_json(layer, *host->adapter(kNames[i]), config.max_values));
     }
     const bool verified = std::ranges::all_of(infos[i].modules, [](const auto& m) { return !m.base_checksum.empty(); });

@@ -1,7 +1,7 @@
 // The JSON that tlora-analyze writes (documented in README.md next to this file).
 #pragma once
 
-#include "tlora/analysis.h"
+#include "tlora/analysis/adapter_analysis.h"
 
 #include <nlohmann/json.hpp>
 

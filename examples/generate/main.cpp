@@ -1,7 +1,7 @@
 // tlora-generate: continue a prompt, or answer a chat message, with a LLaMA-family model from a
 // GGUF file or a Hugging Face folder, optionally with a saved adapter; the answer streams to the
 // terminal as it is generated.
-#include "tlora/checkpoint.h"
+#include "tlora/io/checkpoint.h"
 #include "tlora/models/generation.h"
 #include "tlora/models/llama.h"
 #include "tlora/text/bpe.h"

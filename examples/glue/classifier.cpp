@@ -3,16 +3,16 @@
 
 #include "files.h"
 
-#include "tlora/adapters.h"
-#include "tlora/atomic_file.h"
-#include "tlora/checkpoint.h"
-#include "tlora/host_linear.h"
+#include "tlora/adapters/adapter.h"
+#include "tlora/io/atomic_file.h"
+#include "tlora/io/checkpoint.h"
+#include "tlora/adapters/adaptable_linear.h"
 #include "tlora/models/config.h"
 #include "tlora/models/loading.h"
 #include "tlora/models/sequence_classifier.h"
-#include "tlora/precision.h"
-#include "tlora/random.h"
-#include "tlora/safetensors.h"
+#include "tlora/core/precision.h"
+#include "tlora/core/random.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/linalg_vector_norm.h>
@@ -192,7 +192,7 @@ nlohmann::ordered_json adapter_summary(const Classifier& c) {
   if (!c.adapter) return out;
   at::NoGradGuard no_grad;
   for (const auto& item : c.module->named_modules()) {
-    const auto host = std::dynamic_pointer_cast<tlora::LinearImpl>(item.value());
+    const auto host = std::dynamic_pointer_cast<tlora::AdaptableLinearImpl>(item.value());
     if (!host) continue;
     const auto adapter = host->adapter(c.adapter->adapter_name);
     if (!adapter) continue;

@@ -5,7 +5,7 @@
 
 #include "options.h"
 
-#include "tlora/inject.h"
+#include "tlora/adapters/inject.h"
 #include "tlora/models/sequence_classifier.h"
 
 #include <ATen/core/Tensor.h>

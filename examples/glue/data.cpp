@@ -4,6 +4,7 @@
 #include "files.h"
 
 #include "tlora/models/loading.h"
+#include "tlora/models/packaged.h"
 
 #include <c10/util/Exception.h>
 

@@ -4,9 +4,9 @@
 #include "evaluate.h"
 #include "trainer.h"
 
-#include "tlora/atomic_file.h"
+#include "tlora/io/atomic_file.h"
 #include "tlora/glue/scores.h"
-#include "tlora/precision.h"
+#include "tlora/core/precision.h"
 #include "tlora/text/tokenizer.h"
 
 #include <ATen/Parallel.h>

@@ -2,7 +2,7 @@
 #include "evaluate.h"
 
 #include "tlora/glue/scores.h"
-#include "tlora/precision.h"
+#include "tlora/core/precision.h"
 
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/argmax.h>

@@ -4,7 +4,7 @@
 #include "classifier.h"
 #include "data.h"
 
-#include "tlora/dist.h"
+#include "tlora/dist/context.h"
 
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>

@@ -1,7 +1,8 @@
 // POSIX directory helpers.
 #include "files.h"
 
-#include "tlora/atomic_file.h"
+#include "tlora/io/atomic_file.h"
+#include "tlora/io/files.h"
 
 #include <c10/util/Exception.h>
 
@@ -71,13 +72,7 @@ void recover_directory(const std::string& target) {
                 target, ": ", reason());
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  TORCH_CHECK(in, "cannot read ", path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+std::string read_text(const std::string& path) { return tlora::read_file(path, "tlora-glue"); }
 
 void append_line(const std::string& path, const std::string& line) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);

@@ -1,8 +1,8 @@
 // Option parsing, method defaults and the paper preset.
 #include "options.h"
 
-#include "tlora/precision.h"
-#include "tlora/random.h"
+#include "tlora/core/precision.h"
+#include "tlora/core/random.h"
 
 #include <fmt/format.h>
 

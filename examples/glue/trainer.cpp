@@ -7,14 +7,14 @@
 #include "evaluate.h"
 #include "files.h"
 
-#include "tlora/adapters.h"
-#include "tlora/atomic_file.h"
-#include "tlora/dist.h"
-#include "tlora/finite_check.h"
+#include "tlora/adapters/adapter.h"
+#include "tlora/io/atomic_file.h"
+#include "tlora/dist/context.h"
+#include "tlora/core/finite_check.h"
 #include "tlora/glue/scores.h"
-#include "tlora/host_linear.h"
-#include "tlora/precision.h"
-#include "tlora/progress.h"
+#include "tlora/adapters/adaptable_linear.h"
+#include "tlora/core/precision.h"
+#include "tlora/core/progress.h"
 #include "tlora/text/tokenizer.h"
 #include "tlora/train/optimizer_state.h"
 #include "tlora/train/schedule.h"
@@ -87,7 +87,7 @@ std::vector<std::shared_ptr<tlora::AdapterImpl>> adapters_of(const Classifier& c
   std::vector<std::shared_ptr<tlora::AdapterImpl>> out;
   if (!c.adapter) return out;
   for (const auto& item : c.module->modules())
-    if (const auto host = std::dynamic_pointer_cast<tlora::LinearImpl>(item))
+    if (const auto host = std::dynamic_pointer_cast<tlora::AdaptableLinearImpl>(item))
       if (auto a = host->adapter(c.adapter->adapter_name)) out.push_back(std::move(a));
   return out;
 }

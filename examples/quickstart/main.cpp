@@ -1,8 +1,8 @@
 // Quickstart: fine-tune a small MLP of TLoRALinear layers towards a teacher, then merge the
 // adapters into the weights. It doubles as a smoke check: it exits non-zero if the loss does
 // not fall or merging changes the model's outputs.
-#include "tlora/linear.h"
-#include "tlora/progress.h"
+#include "tlora/adapters/tlora_linear.h"
+#include "tlora/core/progress.h"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>

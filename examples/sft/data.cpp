@@ -3,7 +3,11 @@
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <numeric>
+#include <random>
 
 namespace sft {
 namespace {
@@ -74,6 +78,39 @@ std::vector<Example> read_jsonl(const std::string& path, const tlora::text::Byte
   }
   TORCH_CHECK(!out.empty(), path, ": no examples");
   return out;
+}
+
+Split split_validation(std::vector<Example> examples, double fraction, int64_t max, uint64_t seed,
+                       const std::string& source) {
+  const auto n = static_cast<int64_t>(examples.size());
+  const int64_t count = std::min(max, static_cast<int64_t>(std::llround(fraction * static_cast<double>(n))));
+  TORCH_CHECK(count >= 1 && count < n, "--validation-split ", fraction, " of the ", n, " examples of ", source,
+              " (at most --max-validation ", max, ") holds out ", count, " and leaves ", n - count,
+              " to train on; both need at least one");
+  // Fisher-Yates on mt19937_64, whose output the standard fixes (std::shuffle's is not): the
+  // same split on every machine.
+  std::vector<size_t> order(examples.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::mt19937_64 rng(seed ^ 0x76616c6964617465ULL);  // "validate": apart from other uses of the seed
+  for (size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[rng() % (i + 1)]);
+  std::vector<bool> held(examples.size(), false);
+  for (int64_t i = 0; i < count; ++i) held[order[static_cast<size_t>(i)]] = true;
+  Split split;
+  for (size_t i = 0; i < examples.size(); ++i) (held[i] ? split.validation : split.train).push_back(std::move(examples[i]));
+  return split;
+}
+
+double padding_fraction(std::span<const int64_t> lengths, const std::vector<std::vector<int64_t>>& batches) {
+  int64_t tokens = 0, padded = 0;
+  for (const auto& batch : batches) {
+    int64_t longest = 0;
+    for (const int64_t i : batch) {
+      tokens += lengths[static_cast<size_t>(i)];
+      longest = std::max(longest, lengths[static_cast<size_t>(i)]);
+    }
+    padded += longest * static_cast<int64_t>(batch.size());
+  }
+  return padded == 0 ? 0.0 : 1.0 - static_cast<double>(tokens) / static_cast<double>(padded);
 }
 
 }  // namespace sft

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,5 +32,20 @@ struct Example {
 std::vector<Example> read_jsonl(const std::string& path, const tlora::text::ByteLevelBPETokenizer& tokenizer,
                                 const std::optional<tlora::text::ChatTemplate>& chat, int64_t end_of_turn,
                                 int64_t max_length, int64_t max_examples);
+
+/// Training examples and the validation examples held out from them.
+struct Split {
+  std::vector<Example> train, validation;
+};
+
+/// Holds out round(fraction × n) of `examples`, at most `max`, drawn with `seed` alike on every
+/// machine; both parts keep the file order. Refuses a split that leaves either part empty,
+/// naming --validation-split and `source`.
+Split split_validation(std::vector<Example> examples, double fraction, int64_t max, uint64_t seed,
+                       const std::string& source);
+
+/// The share of padding among the tokens of `batches` (lists of indices into `lengths`), each
+/// batch padded to its longest example.
+double padding_fraction(std::span<const int64_t> lengths, const std::vector<std::vector<int64_t>>& batches);
 
 }  // namespace sft

@@ -1,22 +1,29 @@
 // tlora-sft: supervised fine-tuning of a LLaMA-family model with TLoRA (or LoRA, VeRA, LoRA-XS)
-// on JSONL instructions, the loss on the answers only; reports the greedy answers' accuracy on a
-// validation file before and after, saves the adapter, and exports it for PEFT or llama.cpp.
+// on JSONL instructions, the loss on the answers only; reports the validation loss each epoch and
+// the greedy answers' accuracy before and after, saves the adapter, and exports it for PEFT or
+// llama.cpp. A run killed or stopped continues with --resume exactly where it was.
+#include "checkpoint.h"
 #include "data.h"
+#include "options.h"
 
-#include "tlora/checkpoint.h"
-#include "tlora/inject.h"
-#include "tlora/lora_export.h"
+#include "tlora/adapters/host.h"
+#include "tlora/adapters/inject.h"
+#include "tlora/core/precision.h"
+#include "tlora/core/progress.h"
+#include "tlora/glue/batching.h"
+#include "tlora/io/atomic_file.h"
+#include "tlora/io/checkpoint.h"
 #include "tlora/models/generation.h"
 #include "tlora/models/llama.h"
-#include "tlora/precision.h"
-#include "tlora/progress.h"
+#include "tlora/models/lora_export.h"
 #include "tlora/train/schedule.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/ops/cross_entropy_loss.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/tensor.h>
-#include <CLI/CLI.hpp>
+#include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -24,26 +31,18 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <fstream>
-#include <numeric>
-#include <random>
+#include <cstdio>
+#include <iterator>
+#include <span>
 #include <string>
 #include <vector>
 
 namespace {
 
-struct Options {
-  std::string model, train, validation, output_dir = "runs/sft", method = "tlora", precision = "auto", export_format;
-  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-  int64_t rank = 32, epochs = 1, batch_size = 8, accumulation = 1, max_length = 256, max_examples = 0, max_validation = 200;
-  double lr = 1e-2, scale = 1.0, dropout = 0.0, warmup_ratio = 0.06, weight_decay = 0.0, clip = 1.0;
-  uint64_t seed = 1;
-  int threads = 0;
-};
+using Clock = std::chrono::steady_clock;
 
 // The first word of `text`, lower-cased, without punctuation: how a one-word answer is compared.
 std::string first_word(const std::string& text) {
@@ -93,14 +92,13 @@ struct Batch {
   int64_t tokens = 0;
 };
 
-Batch collate(const std::vector<sft::Example>& examples, const std::vector<size_t>& order, size_t start, size_t count,
-              int64_t pad) {
+Batch collate(const std::vector<sft::Example>& examples, std::span<const int64_t> indices, int64_t pad) {
   size_t longest = 0;
-  for (size_t i = start; i < start + count; ++i) longest = std::max(longest, examples[order[i]].ids.size());
-  const auto n = static_cast<int64_t>(count), l = static_cast<int64_t>(longest);
+  for (const int64_t i : indices) longest = std::max(longest, examples[static_cast<size_t>(i)].ids.size());
+  const auto n = static_cast<int64_t>(indices.size()), l = static_cast<int64_t>(longest);
   Batch b{at::full({n, l}, pad, at::kLong), at::zeros({n, l}, at::kLong), at::full({n, l}, -100, at::kLong)};
   for (int64_t row = 0; row < n; ++row) {
-    const sft::Example& e = examples[order[start + row]];
+    const sft::Example& e = examples[static_cast<size_t>(indices[static_cast<size_t>(row)])];
     const auto len = static_cast<int64_t>(e.ids.size());
     b.ids[row].slice(0, 0, len).copy_(at::tensor(e.ids, at::kLong));
     b.labels[row].slice(0, 0, len).copy_(at::tensor(e.labels, at::kLong));
@@ -110,151 +108,315 @@ Batch collate(const std::vector<sft::Example>& examples, const std::vector<size_
   return b;
 }
 
-int run(int argc, char** argv) {
-  CLI::App app{"Fine-tune a LLaMA-family model on JSONL instructions with TLoRA or a baseline"};
-  Options o;
-  app.add_option("--model", o.model, "a GGUF file or a Hugging Face folder")->required();
-  app.add_option("--train", o.train, "JSONL: {\"prompt\", \"completion\"} or {\"messages\": [...]} per line")->required();
-  app.add_option("--validation", o.validation, "JSONL of the same form: greedy answers scored before and after");
-  app.add_option("--method", o.method, "tlora, lora, vera or loraxs")->check(CLI::IsMember({"tlora", "lora", "vera", "loraxs"}));
-  app.add_option("--targets", o.targets, "module names to adapt (PEFT's target_modules)");
-  app.add_option("--rank", o.rank, "adapter rank")->check(CLI::Range(int64_t{1}, int64_t{4096}));
-  app.add_option("--scale", o.scale, "TLoRA's initial alpha, LoRA's lora_alpha")->check(CLI::PositiveNumber);
-  app.add_option("--dropout", o.dropout, "adapter dropout")->check(CLI::Range(0.0, 0.99));
-  app.add_option("--lr", o.lr, "learning rate of the adapter")->check(CLI::PositiveNumber);
-  app.add_option("--epochs", o.epochs, "passes over the training file")->check(CLI::PositiveNumber);
-  app.add_option("--batch-size", o.batch_size, "examples per step")->check(CLI::PositiveNumber);
-  app.add_option("--gradient-accumulation", o.accumulation, "batches per optimizer step")->check(CLI::PositiveNumber);
-  app.add_option("--max-length", o.max_length, "tokens per example (longer ones are cut)")->check(CLI::PositiveNumber);
-  app.add_option("--max-examples", o.max_examples, "use the first N training examples (0: all)")->check(CLI::NonNegativeNumber);
-  app.add_option("--max-validation", o.max_validation, "score the first N validation examples")->check(CLI::PositiveNumber);
-  app.add_option("--warmup-ratio", o.warmup_ratio, "share of steps warming the learning rate up")->check(CLI::Range(0.0, 1.0));
-  app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay")->check(CLI::NonNegativeNumber);
-  app.add_option("--max-grad-norm", o.clip, "gradient clipping (0: off)")->check(CLI::NonNegativeNumber);
-  app.add_option("--seed", o.seed, "seed of the adapter, the shuffling and dropout");
-  app.add_option("--precision", o.precision, "auto, fp32 or bf16-mixed")->check(CLI::IsMember({"auto", "fp32", "bf16-mixed"}));
-  app.add_option("--threads", o.threads, "torch threads (0: LibTorch's default)")->check(CLI::NonNegativeNumber);
-  app.add_option("--output-dir", o.output_dir, "where the adapter and results.json go");
-  app.add_option("--export", o.export_format, "also write the adapter for peft or gguf (llama.cpp)")
-      ->check(CLI::IsMember({"peft", "gguf"}));
-  CLI11_PARSE(app, argc, argv);
-  if (o.threads > 0) at::set_num_threads(o.threads);
-  const tlora::Precision precision =
-      o.precision == "auto" ? tlora::default_precision(at::kCPU) : tlora::parse_precision(o.precision);
-  const bool bf16 = precision == tlora::Precision::BFloat16Mixed;
-
-  // The model, its tokenizer and chat template.
-  tlora::models::LlamaText text = tlora::models::load_llama_text(o.model);
-  const auto& tokenizer = text.tokenizer;
-  // A folder without a chat template still reads chat messages, as ChatML.
-  const std::optional<tlora::text::ChatTemplate> chat = text.chat ? text.chat : tlora::text::ChatTemplate::chatml();
-  auto model = tlora::models::load_llama(o.model);
-  const auto& config = model->config();
-  const int64_t eos = config.eos_token_id.value_or(0), pad = config.pad_token_id.value_or(eos);
-  const int64_t end_of_turn = tokenizer->token_to_id("<|im_end|>").value_or(eos);
-
-  const auto train = sft::read_jsonl(o.train, *tokenizer, chat, end_of_turn, o.max_length, o.max_examples);
-  std::vector<sft::Example> validation;
-  if (!o.validation.empty()) validation = sft::read_jsonl(o.validation, *tokenizer, chat, end_of_turn, o.max_length, o.max_validation);
-  fmt::print("tlora-sft: {} training examples, {} validation; {} r={} on {}; {}\n", train.size(), validation.size(),
-             o.method, o.rank, fmt::join(o.targets, ","), tlora::to_string(precision));
-
-  tlora::InjectConfig inject;
-  inject.adapter.kind = tlora::adapter_kind_from_string(o.method);
-  inject.adapter.rank = o.rank;
-  inject.adapter.scale = o.scale;
-  inject.adapter.dropout = o.dropout;
-  inject.adapter.seed = o.seed;
-  inject.target_modules = o.targets;
-  const tlora::InjectReport report = tlora::inject(*model, inject);
-  fmt::print("{}\n", report.summary());
-  if (bf16) tlora::cast_frozen_matrices_(*model, at::kBFloat16);
-
-  nlohmann::json results = {{"method", o.method}, {"rank", o.rank}, {"lr", o.lr}, {"epochs", o.epochs},
-                            {"train_examples", train.size()}, {"trainable_params", report.trainable_params},
-                            {"precision", tlora::to_string(precision)}};
-  if (!validation.empty()) {
-    tlora::DisableAdapters off(*model);
-    results["accuracy_before"] = answer_accuracy(*model, *tokenizer, validation, end_of_turn, pad, bf16);
-    fmt::print("validation accuracy before fine-tuning (greedy answers): {:.1f}%\n", 100.0 * results["accuracy_before"].get<double>());
-  }
-
-  const std::vector<at::Tensor> trainable = tlora::trainable_parameters(*model);
-  torch::optim::AdamW optimizer(trainable, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
-  const auto batches_per_epoch = static_cast<int64_t>((train.size() + o.batch_size - 1) / o.batch_size);
-  const int64_t total_steps = std::max<int64_t>(1, o.epochs * batches_per_epoch / o.accumulation);
-  const int64_t warmup = tlora::train::warmup_steps(o.warmup_ratio, total_steps);
-  std::mt19937_64 shuffle(o.seed);
-  int64_t step = 0, tokens = 0, skipped = 0;
-  const auto start = std::chrono::steady_clock::now();
-  tlora::ProgressBar bar("train", total_steps);
-  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    std::vector<size_t> order(train.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::shuffle(order.begin(), order.end(), shuffle);
-    model->train();
-    double window = 0;
-    for (int64_t b = 0; b < batches_per_epoch; ++b) {
-      const size_t first = static_cast<size_t>(b * o.batch_size);
-      const Batch batch = collate(train, order, first, std::min<size_t>(o.batch_size, train.size() - first), pad);
-      at::Tensor loss;
-      {
-        std::optional<tlora::AutocastGuard> autocast;
-        if (bf16) autocast.emplace(at::kCPU);
-        const at::Tensor logits = model(batch.ids, batch.mask);
-        // Each position predicts the next token; the loss counts the answers' tokens only.
-        loss = at::cross_entropy_loss(logits.slice(1, 0, -1).reshape({-1, logits.size(-1)}).to(at::kFloat),
-                                      batch.labels.slice(1, 1).reshape(-1), {}, at::Reduction::Mean, -100);
-      }
-      tokens += batch.tokens;
-      if (!std::isfinite(loss.item<double>())) {
-        ++skipped;
-        TORCH_CHECK(skipped <= 10, "tlora-sft: the loss was not finite at 10 steps; lower --lr");
-        optimizer.zero_grad();
-        continue;
-      }
-      (loss / static_cast<double>(o.accumulation)).backward();
-      window += loss.item<double>();
-      if ((b + 1) % o.accumulation != 0) continue;
-      if (o.clip > 0) torch::nn::utils::clip_grad_norm_(trainable, o.clip);
-      for (auto& group : optimizer.param_groups()) {
-        group.options().set_lr(o.lr * tlora::train::linear_schedule(step, warmup, total_steps));
-      }
-      optimizer.step();
-      optimizer.zero_grad();
-      ++step;
-      bar.update(step, fmt::format("epoch {} loss {:.4f}", epoch + 1, window / o.accumulation));
-      window = 0;
-    }
-  }
-  bar.finish();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  results["train_seconds"] = seconds;
-  results["train_tokens_per_second"] = static_cast<double>(tokens) / seconds;
-  results["skipped_steps"] = skipped;
-  fmt::print("trained {} steps in {:.0f} s ({:.0f} tokens/s)\n", step, seconds, static_cast<double>(tokens) / seconds);
-  if (!validation.empty()) {
-    results["accuracy_after"] = answer_accuracy(*model, *tokenizer, validation, end_of_turn, pad, bf16);
-    fmt::print("validation accuracy after fine-tuning (greedy answers): {:.1f}%\n", 100.0 * results["accuracy_after"].get<double>());
-  }
-
-  tlora::save_adapter(*model, o.output_dir + "/adapter");
-  if (!o.export_format.empty()) {
-    tlora::export_lora(*model, o.output_dir + "/" + o.export_format,
-                       o.export_format == "peft" ? tlora::LoraFormat::Peft : tlora::LoraFormat::Gguf,
-                       {.task_type = "CAUSAL_LM"});
-  }
-  std::ofstream(o.output_dir + "/results.json") << results.dump(2) << "\n";
-  fmt::print("adapter in {}/adapter{}\n", o.output_dir,
-             o.export_format.empty() ? "" : fmt::format(", exported to {}/{}", o.output_dir, o.export_format));
-  return 0;
+// Each position predicts the next token; the loss counts the answers' tokens only.
+at::Tensor answer_loss(const at::Tensor& logits, const at::Tensor& labels, at::Reduction::Reduction reduction) {
+  return at::cross_entropy_loss(logits.slice(1, 0, -1).reshape({-1, logits.size(-1)}).to(at::kFloat),
+                                labels.slice(1, 1).reshape(-1), {}, reduction, -100);
 }
+
+// The mean loss per answer token over `examples`, as training counts it, without dropout.
+double validation_loss(tlora::models::LlamaForCausalLM& model, const std::vector<sft::Example>& examples, int64_t pad,
+                       bool bf16) {
+  model->eval();
+  at::NoGradGuard no_grad;
+  std::optional<tlora::AutocastGuard> autocast;
+  if (bf16) autocast.emplace(at::kCPU);
+  std::vector<int64_t> lengths;
+  for (const auto& e : examples) lengths.push_back(static_cast<int64_t>(e.ids.size()));
+  double sum = 0;
+  int64_t answer_tokens = 0;
+  for (const auto& indices : tlora::glue::eval_batches(lengths, 16)) {
+    const Batch batch = collate(examples, indices, pad);
+    sum += answer_loss(model(batch.ids, batch.mask), batch.labels, at::Reduction::Sum).item<double>();
+    answer_tokens += batch.labels.slice(1, 1).ne(-100).sum().item<int64_t>();
+  }
+  return sum / static_cast<double>(answer_tokens);
+}
+
+class Trainer {
+ public:
+  explicit Trainer(sft::Options o) : o_(std::move(o)), checkpoint_(o_.output_dir) {}
+
+  int run() {
+    claim_output_dir();
+    load();
+    if (resuming_) resume();
+    if (!validation_.empty() && !record_.accuracy_before) {
+      tlora::DisableAdapters off(*model_);
+      record_.accuracy_before = answer_accuracy(*model_, *text_.tokenizer, validation_, end_of_turn_, pad_, bf16_);
+    }
+    if (record_.accuracy_before)
+      fmt::print("validation accuracy before fine-tuning (greedy answers): {:.1f}%\n", 100.0 * *record_.accuracy_before);
+    for (int64_t epoch = state_.epoch; epoch < o_.epochs; ++epoch) {
+      if (!train_epoch(epoch)) return sft::kExitInterrupted;
+      end_epoch(epoch);
+    }
+    finish();
+    return 0;
+  }
+
+ private:
+  void load() {
+    if (o_.threads > 0) at::set_num_threads(o_.threads);
+    // LibTorch seeds its default generator from the OS: seeded, a run repeats (and resumes) exactly.
+    at::manual_seed(o_.seed);
+    text_ = tlora::models::load_llama_text(o_.model);
+    model_ = tlora::models::load_llama(o_.model);
+    const auto& config = model_->config();
+    const int64_t eos = config.eos_token_id.value_or(0);
+    pad_ = config.pad_token_id.value_or(eos);
+    end_of_turn_ = text_.tokenizer->token_to_id("<|im_end|>").value_or(eos);
+    read_data();
+
+    tlora::InjectConfig inject;
+    inject.adapter.kind = tlora::adapter_kind_from_string(o_.method);
+    inject.adapter.rank = o_.rank;
+    inject.adapter.scale = o_.scale;
+    inject.adapter.dropout = o_.dropout;
+    inject.adapter.seed = o_.seed;
+    inject.target_modules = o_.targets;
+    report_ = tlora::inject(*model_, inject);
+    fmt::print("{}\n", report_.summary());
+    if (bf16_) tlora::cast_frozen_matrices_(*model_, at::kBFloat16);
+    for (const auto& item : model_->named_parameters())
+      if (item.value().requires_grad()) trainable_.emplace_back(item.key(), item.value());
+    for (const auto& [path, host] : tlora::adapter_hosts(*model_))
+      if (auto a = host->adapter(report_.adapter_name)) adapters_.push_back(std::move(a));
+    for (const auto& [name, p] : trainable_) parameters_.push_back(p);
+    optimizer_ = std::make_unique<torch::optim::AdamW>(parameters_,
+                                                       torch::optim::AdamWOptions(o_.lr).weight_decay(o_.weight_decay));
+    const int64_t batches = (static_cast<int64_t>(train_.size()) + o_.batch_size - 1) / o_.batch_size;
+    steps_per_epoch_ = (batches + o_.accumulation - 1) / o_.accumulation;
+    total_steps_ = o_.epochs * steps_per_epoch_;
+    warmup_steps_ = tlora::train::warmup_steps(o_.warmup_ratio, total_steps_);
+    report_padding();
+  }
+
+  void read_data() {
+    // A folder without a chat template still reads chat messages, as ChatML.
+    const std::optional<tlora::text::ChatTemplate> chat = text_.chat ? text_.chat : tlora::text::ChatTemplate::chatml();
+    const auto& tokenizer = *text_.tokenizer;
+    train_ = sft::read_jsonl(o_.train, tokenizer, chat, end_of_turn_, o_.max_length, o_.max_examples);
+    if (!o_.validation.empty()) {
+      validation_ = sft::read_jsonl(o_.validation, tokenizer, chat, end_of_turn_, o_.max_length, o_.max_validation);
+    } else if (o_.validation_split > 0) {
+      sft::Split split =
+          sft::split_validation(std::move(train_), o_.validation_split, o_.max_validation, o_.seed, o_.train);
+      train_ = std::move(split.train);
+      validation_ = std::move(split.validation);
+    }
+    for (const auto& e : train_) lengths_.push_back(static_cast<int64_t>(e.ids.size()));
+    fmt::print("tlora-sft: {} training examples, {} validation{}; {} r={} on {}; {}\n", train_.size(),
+               validation_.size(), o_.validation.empty() && !validation_.empty() ? " (held out by --validation-split)" : "",
+               o_.method, o_.rank, fmt::join(o_.targets, ","), tlora::to_string(precision_));
+  }
+
+  // The batches of `epoch`: a pure function of the lengths, the batching options and the epoch,
+  // so a resumed run sees the batches an uninterrupted one would.
+  std::vector<std::vector<int64_t>> epoch_batches(int64_t epoch, bool group_by_length) const {
+    tlora::glue::BatchingOptions batching;
+    batching.batch_size = o_.batch_size;
+    batching.group_by_length = group_by_length;
+    batching.seed = o_.seed;
+    return tlora::glue::train_batches(lengths_, batching, epoch);
+  }
+
+  // How much of the computed batches is padding, with and without length grouping.
+  void report_padding() {
+    std::vector<std::vector<int64_t>> grouped, plain;
+    for (int64_t epoch = 0; epoch < o_.epochs; ++epoch) {
+      std::ranges::move(epoch_batches(epoch, true), std::back_inserter(grouped));
+      std::ranges::move(epoch_batches(epoch, false), std::back_inserter(plain));
+    }
+    padding_ = {{"padding_fraction", sft::padding_fraction(lengths_, o_.group_by_length ? grouped : plain)},
+                {"padding_fraction_grouped", sft::padding_fraction(lengths_, grouped)},
+                {"padding_fraction_ungrouped", sft::padding_fraction(lengths_, plain)}};
+    fmt::print("padding: {:.1f}% of the batch tokens; {:.1f}% grouped by length, {:.1f}% not{}\n",
+               100.0 * padding_["padding_fraction"].get<double>(),
+               100.0 * padding_["padding_fraction_grouped"].get<double>(),
+               100.0 * padding_["padding_fraction_ungrouped"].get<double>(),
+               o_.group_by_length ? "" : " (--group-by-length false)");
+  }
+
+  sft::Trainee trainee() { return {trainable_, *optimizer_, adapters_}; }
+
+  // Refuses, before anything is loaded, to overwrite a run or to resume one with other settings.
+  void claim_output_dir() {
+    precision_ = o_.precision == "auto" ? tlora::default_precision(at::kCPU) : tlora::parse_precision(o_.precision);
+    bf16_ = precision_ == tlora::Precision::BFloat16Mixed;
+    config_ = sft::to_json(o_, std::string(tlora::to_string(precision_)));
+    const std::string digest = sft::trajectory_digest(config_);
+    const bool have_checkpoint = checkpoint_.exists();
+    if (!o_.resume) {
+      TORCH_CHECK(!have_checkpoint && !sft::path_exists(results_file()), o_.output_dir,
+                  " already holds a run; pass --resume to continue it, or choose another --output-dir");
+    }
+    resuming_ = o_.resume && have_checkpoint;
+    if (resuming_) {
+      state_ = checkpoint_.read_state(digest);
+      return;
+    }
+    if (o_.resume) fmt::print("tlora-sft: no checkpoint in {} yet; starting from the beginning\n", o_.output_dir);
+    state_.config_digest = digest;
+    tlora::create_directories(o_.output_dir, "tlora-sft");
+    tlora::write_file_atomically(o_.output_dir + "/config.json", config_.dump(2) + "\n");
+  }
+
+  void resume() {
+    record_ = checkpoint_.restore(trainee(), state_);
+    fmt::print("tlora-sft: resuming {} at epoch {}, batch {} (step {} of {})\n", o_.output_dir, state_.epoch + 1,
+               state_.batches_done, state_.global_step, total_steps_);
+  }
+
+  // Trains the rest of `epoch`; false when a stop was requested (a checkpoint is then saved).
+  bool train_epoch(int64_t epoch) {
+    const auto batches = epoch_batches(epoch, o_.group_by_length);
+    const auto accumulation = static_cast<size_t>(o_.accumulation);
+    tlora::ProgressBar bar(fmt::format("epoch {}/{}", epoch + 1, o_.epochs), steps_per_epoch_);
+    model_->train();
+    for (auto first = static_cast<size_t>(state_.batches_done); first < batches.size();) {
+      // An optimizer step takes `accumulation` batches, the epoch's last one what is left.
+      const size_t end = std::min(batches.size(), first + accumulation);
+      const auto step_start = Clock::now();
+      for (auto& group : optimizer_->param_groups()) {
+        group.options().set_lr(o_.lr * tlora::train::linear_schedule(state_.global_step, warmup_steps_, total_steps_));
+      }
+      for (size_t b = first; b < end; ++b) train_batch(batches[b], static_cast<double>(end - first));
+      if (o_.clip > 0) torch::nn::utils::clip_grad_norm_(parameters_, o_.clip);
+      optimizer_->step();
+      optimizer_->zero_grad();
+      state_.global_step += 1;
+      state_.batches_done = static_cast<int64_t>(end);
+      state_.train_seconds += std::chrono::duration<double>(Clock::now() - step_start).count();
+      bar.update(static_cast<int64_t>((end + accumulation - 1) / accumulation),
+                 fmt::format("loss {:.4f}", epoch_train_loss()));
+      first = end;
+      // The epoch-end checkpoint follows the epoch's last step.
+      if (state_.global_step % o_.checkpoint_every == 0 && end < batches.size()) save();
+      fault_.after_step(state_.global_step);
+      if (const int signal = sft::stop_requested()) {
+        save();
+        bar.finish("interrupted");
+        fmt::print(stderr, "tlora-sft: stopped by signal {} after step {}; checkpoint saved in {}; continue with the same "
+                   "options and --resume\n", signal, state_.global_step, checkpoint_.dir());
+        return false;
+      }
+    }
+    bar.finish(fmt::format("loss {:.4f}", epoch_train_loss()));
+    return true;
+  }
+
+  // Forward and backward of one batch of a step of `step_batches`; a batch whose loss is not
+  // finite gives no gradient.
+  void train_batch(const std::vector<int64_t>& indices, double step_batches) {
+    const Batch batch = collate(train_, indices, pad_);
+    at::Tensor loss;
+    {
+      std::optional<tlora::AutocastGuard> autocast;
+      if (bf16_) autocast.emplace(at::kCPU);
+      loss = answer_loss(model_(batch.ids, batch.mask), batch.labels, at::Reduction::Mean);
+    }
+    const double value = loss.item<double>();
+    if (!std::isfinite(value)) {
+      ++record_.skipped_batches;
+      ++record_.epoch_skipped_batches;
+      TORCH_CHECK(record_.skipped_batches < 10, "the loss was not finite in 10 batches; lower --lr");
+      return;
+    }
+    (loss / step_batches).backward();
+    state_.epoch_loss_sum += value;
+    state_.train_tokens += batch.tokens;
+  }
+
+  double epoch_train_loss() const {
+    return state_.epoch_loss_sum / static_cast<double>(state_.batches_done - record_.epoch_skipped_batches);
+  }
+
+  void end_epoch(int64_t epoch) {
+    nlohmann::json line = {{"epoch", epoch + 1}, {"step", state_.global_step}, {"train_loss", epoch_train_loss()}};
+    std::string shown = fmt::format("epoch {}: train loss {:.4f}", epoch + 1, epoch_train_loss());
+    if (!validation_.empty()) {
+      const double loss = validation_loss(model_, validation_, pad_, bf16_);
+      line["validation_loss"] = loss;
+      shown += fmt::format(", validation loss {:.4f}", loss);
+    }
+    fmt::print("{}\n", shown);
+    record_.epochs.push_back(line);
+    record_.epoch_skipped_batches = 0;
+    state_.epoch = epoch + 1;
+    state_.batches_done = 0;
+    state_.epoch_loss_sum = 0;
+    save();
+  }
+
+  void save() { checkpoint_.save(trainee(), state_, record_); }
+
+  void finish() {
+    nlohmann::json results = {{"method", o_.method}, {"rank", o_.rank}, {"lr", o_.lr}, {"epochs", o_.epochs},
+                              {"steps", state_.global_step}, {"train_examples", train_.size()},
+                              {"validation_examples", validation_.size()},
+                              {"trainable_params", report_.trainable_params}, {"precision", tlora::to_string(precision_)},
+                              {"group_by_length", o_.group_by_length}, {"epoch_metrics", record_.epochs},
+                              {"train_seconds", state_.train_seconds},
+                              {"train_tokens_per_second", static_cast<double>(state_.train_tokens) / state_.train_seconds},
+                              {"skipped_batches", record_.skipped_batches}};
+    results.update(padding_);
+    fmt::print("trained {} steps in {:.0f} s ({:.0f} tokens/s)\n", state_.global_step, state_.train_seconds,
+               results["train_tokens_per_second"].get<double>());
+    if (!validation_.empty()) {
+      results["validation_loss"] = record_.epochs.back()["validation_loss"];
+      results["accuracy_before"] = *record_.accuracy_before;
+      results["accuracy_after"] = answer_accuracy(*model_, *text_.tokenizer, validation_, end_of_turn_, pad_, bf16_);
+      fmt::print("validation accuracy after fine-tuning (greedy answers): {:.1f}%\n",
+                 100.0 * results["accuracy_after"].get<double>());
+    }
+    tlora::save_adapter(*model_, o_.output_dir + "/adapter");
+    if (!o_.export_format.empty()) {
+      tlora::export_lora(*model_, o_.output_dir + "/" + o_.export_format,
+                         o_.export_format == "peft" ? tlora::LoraFormat::Peft : tlora::LoraFormat::Gguf,
+                         {.task_type = "CAUSAL_LM"});
+    }
+    tlora::write_file_atomically(results_file(), results.dump(2) + "\n");
+    fmt::print("adapter in {}/adapter{}\n", o_.output_dir,
+               o_.export_format.empty() ? "" : fmt::format(", exported to {}/{}", o_.output_dir, o_.export_format));
+  }
+
+  std::string results_file() const { return o_.output_dir + "/results.json"; }
+
+  sft::Options o_;
+  nlohmann::ordered_json config_;
+  tlora::Precision precision_{};
+  bool bf16_ = false;
+  bool resuming_ = false;
+  tlora::models::LlamaText text_;
+  tlora::models::LlamaForCausalLM model_{nullptr};
+  int64_t pad_ = 0, end_of_turn_ = 0;
+  std::vector<sft::Example> train_, validation_;
+  std::vector<int64_t> lengths_;
+  tlora::InjectReport report_;
+  tlora::train::NamedParameters trainable_;
+  std::vector<at::Tensor> parameters_;  // trainable_'s tensors, as the optimizer holds them
+  std::vector<std::shared_ptr<tlora::AdapterImpl>> adapters_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  int64_t steps_per_epoch_ = 0, total_steps_ = 0, warmup_steps_ = 0;
+  nlohmann::json padding_;
+  sft::Checkpoint checkpoint_;
+  tlora::train::TrainState state_;
+  sft::RunRecord record_;
+  sft::FaultHook fault_;
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Line-buffered even into a pipe or a file, so the log of a killed run keeps every line.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   try {
-    return run(argc, argv);
+    int exit_code = 0;
+    const auto options = sft::parse_options(argc, argv, exit_code);
+    if (!options) return exit_code;
+    sft::install_stop_handlers();
+    return Trainer(*options).run();
   } catch (const c10::Error& e) {
     fmt::print(stderr, "tlora-sft: {}\n", e.what_without_backtrace());
   } catch (const std::exception& e) {

@@ -1,4 +1,4 @@
-#include "tlora/low_rank.h"
+#include "tlora/analysis/low_rank.h"
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/acos.h>

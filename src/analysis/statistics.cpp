@@ -1,4 +1,4 @@
-#include "tlora/statistics.h"
+#include "tlora/analysis/statistics.h"
 
 #include <c10/util/Exception.h>
 

@@ -1,4 +1,4 @@
-#include "tlora/dist.h"
+#include "tlora/dist/context.h"
 
 #include "backends.h"
 #include "environment.h"

@@ -1,4 +1,4 @@
-#include "tlora/dist_sampler.h"
+#include "tlora/dist/sampler.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>

@@ -1,6 +1,6 @@
 #include "tlora/gguf/file.h"
 
-#include "../mapped_file.h"
+#include "io/mapped_file.h"
 
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
@@ -180,10 +180,8 @@ File File::open(const fs::path& path) {
 }
 
 File File::from_bytes(std::string bytes, const fs::path& name) {
-  auto owner = std::make_shared<const std::string>(std::move(bytes));
-  const auto* start = reinterpret_cast<const std::byte*>(owner->data());
-  const uint64_t size = owner->size();
-  return parse(name, std::move(owner), start, size);
+  detail::MappedFile owned = detail::own_bytes(std::move(bytes));
+  return parse(name, std::move(owned.owner), owned.bytes, owned.size);
 }
 
 File File::parse(const fs::path& path, std::shared_ptr<const void> owner, const std::byte* bytes, uint64_t size) {

@@ -1,6 +1,6 @@
 #include "tlora/gguf/writer.h"
 
-#include "tlora/atomic_file.h"
+#include "tlora/io/atomic_file.h"
 
 #include <c10/util/Exception.h>
 

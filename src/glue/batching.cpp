@@ -1,8 +1,8 @@
 // Tokenizing GLUE examples and forming padded batches.
 #include "tlora/glue/batching.h"
 
-#include "tlora/philox.h"
-#include "tlora/random.h"
+#include "tlora/core/philox.h"
+#include "tlora/core/random.h"
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>

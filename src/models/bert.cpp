@@ -45,7 +45,7 @@ EncoderOutput BaseModelImpl::forward(const at::Tensor& input_ids, const at::Tens
 BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const EncoderConfig& config)
     : SequenceClassifierImpl("tlora::models::BertForSequenceClassification", config, "bert") {
   bert = register_module("bert", BertModel(this->config()));
-  classifier = register_module("classifier", Linear(config.hidden_size, config.num_labels));
+  classifier = register_module("classifier", AdaptableLinear(config.hidden_size, config.num_labels));
   init_parameters(*this, {"classifier.weight", "classifier.bias"}, config.initializer_range);
 }
 

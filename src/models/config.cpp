@@ -1,18 +1,17 @@
 #include "tlora/models/config.h"
 
-#include "json_fields.h"
+#include "io/json_fields.h"
+#include "tlora/io/files.h"
 
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
-#include <fstream>
-#include <sstream>
 
 namespace tlora::models {
 namespace {
 
 using nlohmann::json;
-using detail::Fields;
+using Fields = tlora::detail::JsonFields;
 
 struct ActivationName {
   const char* name;
@@ -117,12 +116,8 @@ EncoderConfig EncoderConfig::from_json(const std::string& text, const std::strin
 }
 
 EncoderConfig EncoderConfig::from_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  TORCH_CHECK(in, "cannot read the model configuration ", path,
-              " (a Hugging Face model folder has a config.json)");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return from_json(text.str(), path.string());
+  return from_json(read_file(path, "model configuration (a Hugging Face model folder has a config.json)"),
+                   path.string());
 }
 
 EncoderConfig EncoderConfig::from_pretrained(const std::filesystem::path& dir) {

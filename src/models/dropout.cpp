@@ -1,6 +1,6 @@
 #include "tlora/models/dropout.h"
 
-#include "tlora/random.h"
+#include "tlora/core/random.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/TensorOperators.h>

@@ -111,14 +111,14 @@ SelfAttentionImpl::SelfAttentionImpl(const EncoderConfig& config)
       dropout_(config.attention_probs_dropout_prob),
       // head_size**-0.5 as transformers passes it, rather than SDPA's own 1/sqrt(head_size).
       scale_(std::pow(static_cast<double>(config.head_dim()), -0.5)) {
-  query = register_module("query", Linear(config.hidden_size, config.hidden_size));
-  key = register_module("key", Linear(config.hidden_size, config.hidden_size));
-  value = register_module("value", Linear(config.hidden_size, config.hidden_size));
+  query = register_module("query", AdaptableLinear(config.hidden_size, config.hidden_size));
+  key = register_module("key", AdaptableLinear(config.hidden_size, config.hidden_size));
+  value = register_module("value", AdaptableLinear(config.hidden_size, config.hidden_size));
 }
 
 at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& mask) {
   const int64_t batch = x.size(0), seq = x.size(1);
-  const auto heads = [&](Linear& projection) {
+  const auto heads = [&](AdaptableLinear& projection) {
     return projection(x).view({batch, seq, heads_, head_dim_}).transpose(1, 2);
   };
   const at::Tensor out =
@@ -128,7 +128,7 @@ at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& mas
 
 ResidualOutputImpl::ResidualOutputImpl(const EncoderConfig& config, int64_t in_features)
     : torch::nn::Module("tlora::models::ResidualOutput"), dropout_(config.hidden_dropout_prob) {
-  dense = register_module("dense", Linear(in_features, config.hidden_size));
+  dense = register_module("dense", AdaptableLinear(in_features, config.hidden_size));
   layer_norm = register_module("LayerNorm", layer_norm_for(config));
 }
 
@@ -148,7 +148,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& mask) {
 
 IntermediateImpl::IntermediateImpl(const EncoderConfig& config)
     : torch::nn::Module("tlora::models::Intermediate"), activation_(config.activation()) {
-  dense = register_module("dense", Linear(config.hidden_size, config.intermediate_size));
+  dense = register_module("dense", AdaptableLinear(config.hidden_size, config.intermediate_size));
 }
 
 at::Tensor IntermediateImpl::forward(const at::Tensor& x) {
@@ -181,7 +181,7 @@ at::Tensor EncoderImpl::forward(at::Tensor x, const at::Tensor& mask) {
 }
 
 PoolerImpl::PoolerImpl(const EncoderConfig& config) : torch::nn::Module("tlora::models::Pooler") {
-  dense = register_module("dense", Linear(config.hidden_size, config.hidden_size));
+  dense = register_module("dense", AdaptableLinear(config.hidden_size, config.hidden_size));
 }
 
 at::Tensor PoolerImpl::forward(const at::Tensor& hidden_states) {
@@ -265,7 +265,7 @@ void init_parameters(torch::nn::Module& model, const std::vector<std::string>& n
     }
     TORCH_CHECK(tensor.defined(), "init_parameters: the model has no parameter '", name, "'");
     torch::nn::Module* module = owner->second;
-    if (dynamic_cast<LinearImpl*>(module) != nullptr) {
+    if (dynamic_cast<AdaptableLinearImpl*>(module) != nullptr) {
       if (local == "weight") {
         fill_normal(tensor, std, generator);
         continue;

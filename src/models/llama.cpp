@@ -16,8 +16,8 @@
 namespace tlora::models {
 namespace {
 
-Linear linear(int64_t in, int64_t out, bool bias) {
-  return Linear(torch::nn::LinearOptions(in, out).bias(bias));
+AdaptableLinear linear(int64_t in, int64_t out, bool bias) {
+  return AdaptableLinear(torch::nn::LinearOptions(in, out).bias(bias));
 }
 
 // transformers' rotate_half: (x1, x2) → (−x2, x1) over the two halves of the last dimension.
@@ -176,7 +176,7 @@ at::Tensor LlamaModelImpl::forward(const at::Tensor& input_ids, const at::Tensor
 LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& c)
     : torch::nn::Module("tlora::models::LlamaForCausalLM"), config_(c) {
   model = register_module("model", LlamaModel(c));
-  lm_head = register_module("lm_head", c.tie_word_embeddings ? Linear(model->embed_tokens->weight, at::Tensor())
+  lm_head = register_module("lm_head", c.tie_word_embeddings ? AdaptableLinear(model->embed_tokens->weight, at::Tensor())
                                                              : linear(c.hidden_size, c.vocab_size, false));
 }
 

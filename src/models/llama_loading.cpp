@@ -2,10 +2,11 @@
 // Hugging Face folder into LlamaForCausalLM's parameters.
 #include "tlora/models/llama.h"
 
-#include "json_fields.h"
+#include "io/json.h"
+#include "io/json_fields.h"
 #include "tlora/gguf/file.h"
 #include "tlora/models/loading.h"
-#include "tlora/safetensors.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/ops/tensor.h>
 #include <c10/core/GradMode.h>
@@ -15,10 +16,8 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
 #include <map>
 #include <regex>
-#include <sstream>
 
 namespace tlora::models {
 namespace {
@@ -30,8 +29,8 @@ bool is_folder(const fs::path& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
-using detail::Fields;
-using detail::json;
+using Fields = tlora::detail::JsonFields;
+using nlohmann::json;
 
 // llama.cpp's tensor names → transformers' ("blk.3.attn_q.weight" → "model.layers.3.self_attn.q_proj.weight").
 std::string hf_name(const std::string& name) {
@@ -131,16 +130,8 @@ LlamaForCausalLM load_folder(const fs::path& dir) {
 
 LlamaConfig LlamaConfig::from_pretrained(const fs::path& dir) {
   const fs::path path = dir / "config.json";
-  std::ifstream in(path, std::ios::binary);
-  TORCH_CHECK(in, "cannot read the model configuration ", path, " (a Hugging Face model folder has a config.json)");
-  std::ostringstream text;
-  text << in.rdbuf();
-  json root;
-  try {
-    root = json::parse(text.str());
-  } catch (const json::exception& e) {
-    TORCH_CHECK(false, path.string(), ": not valid JSON: ", e.what());
-  }
+  const json root =
+      tlora::detail::read_json(path, "model configuration (a Hugging Face model folder has a config.json)");
   const std::string source = path.string();
   TORCH_CHECK(root.is_object(), source, ": expected a JSON object");
   const Fields fields(root, source);
@@ -276,16 +267,8 @@ LlamaText load_llama_text(const fs::path& path) {
     return t;
   }
   t.tokenizer = std::make_unique<text::ByteLevelBPETokenizer>(text::ByteLevelBPETokenizer::from_tokenizer_json(path / "tokenizer.json"));
-  std::ifstream in(path / "tokenizer_config.json", std::ios::binary);
-  if (in) {
-    std::ostringstream s;
-    s << in.rdbuf();
-    json config;
-    try {
-      config = json::parse(s.str());
-    } catch (const json::exception& e) {
-      TORCH_CHECK(false, (path / "tokenizer_config.json").string(), ": not valid JSON: ", e.what());
-    }
+  if (const fs::path file = path / "tokenizer_config.json"; fs::exists(file)) {
+    const json config = tlora::detail::read_json(file, "tokenizer configuration");
     if (config.contains("chat_template") && config["chat_template"].is_string()) {
       t.chat = text::ChatTemplate::from_jinja(config["chat_template"].get<std::string>());
     }

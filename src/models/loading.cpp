@@ -1,7 +1,8 @@
 #include "tlora/models/loading.h"
 
-#include "tlora/adapters.h"
-#include "tlora/safetensors.h"
+#include "io/json.h"
+#include "tlora/adapters/adapter.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
@@ -64,16 +65,7 @@ struct Index {
 };
 
 Index read_index(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  TORCH_CHECK(in, "cannot read the safetensors index ", path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  json root;
-  try {
-    root = json::parse(text.str());
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past double
-    TORCH_CHECK(false, "safetensors index ", path, ": not valid JSON: ", e.what());
-  }
+  const json root = tlora::detail::read_json(path, "safetensors index");
   TORCH_CHECK(root.is_object() && root.contains("weight_map") && root["weight_map"].is_object(),
               "safetensors index ", path, ": has no \"weight_map\" object");
   Index index;

@@ -8,8 +8,8 @@ namespace tlora::models {
 RobertaClassificationHeadImpl::RobertaClassificationHeadImpl(const EncoderConfig& config)
     : torch::nn::Module("tlora::models::RobertaClassificationHead"),
       dropout_(config.classifier_dropout_prob()) {
-  dense = register_module("dense", Linear(config.hidden_size, config.hidden_size));
-  out_proj = register_module("out_proj", Linear(config.hidden_size, config.num_labels));
+  dense = register_module("dense", AdaptableLinear(config.hidden_size, config.hidden_size));
+  out_proj = register_module("out_proj", AdaptableLinear(config.hidden_size, config.num_labels));
 }
 
 at::Tensor RobertaClassificationHeadImpl::forward(const at::Tensor& hidden_states) {

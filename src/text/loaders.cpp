@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "io/json.h"
+#include "tlora/io/files.h"
 #include "tlora/text/bpe.h"
 #include "tlora/text/tokenizer.h"
 #include "tlora/text/unicode.h"
@@ -26,22 +28,9 @@ bool is_file(const fs::path& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  TORCH_CHECK(in.good(), "tokenizer: cannot open ", path);
-  std::string bytes{std::istreambuf_iterator<char>(in), {}};
-  TORCH_CHECK(!in.bad(), "tokenizer: cannot read ", path);
-  return bytes;
-}
+std::string read_file(const fs::path& path) { return tlora::read_file(path, "tokenizer"); }
 
-json read_json(const fs::path& path) {
-  const std::string bytes = read_file(path);
-  try {
-    return json::parse(bytes);
-  } catch (const json::exception& e) {
-    TORCH_CHECK(false, "tokenizer: ", path, " is not valid JSON: ", e.what());
-  }
-}
+json read_json(const fs::path& path) { return tlora::detail::parse_json(read_file(path), "tokenizer: " + path.string()); }
 
 // The lines of a text file as Rust's BufRead::lines gives them: split at '\n', a trailing
 // '\r' dropped, no empty line after a final '\n'. The file must be UTF-8, as Rust requires.

@@ -1,7 +1,7 @@
 // Saving and restoring AdamW state through the validating safetensors reader and writer.
 #include "tlora/train/optimizer_state.h"
 
-#include "tlora/safetensors.h"
+#include "tlora/io/safetensors.h"
 
 #include <ATen/ops/full.h>
 #include <c10/util/Exception.h>

@@ -1,14 +1,15 @@
 // trainer_state.json: reading with full validation, atomic writing.
 #include "tlora/train/train_state.h"
 
-#include "tlora/atomic_file.h"
+#include "tlora/io/atomic_file.h"
+#include "tlora/io/files.h"
+#include "io/json.h"
+#include "io/json_fields.h"
 
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 namespace tlora::train {
 namespace {
@@ -32,37 +33,6 @@ int hex_digit(char c) {
   return -1;
 }
 
-// Typed access to the fields of one object, with messages naming the source and the field.
-class Reader {
- public:
-  Reader(const json& object, std::string_view source) : object_(object), source_(source) {}
-
-  const json& field(const char* name, json::value_t type, const char* type_name) const {
-    const auto it = object_.find(name);
-    TORCH_CHECK(it != object_.end(), source_, ": missing field '", name, "'");
-    const bool ok = type == json::value_t::number_integer
-                        ? it->is_number_integer()
-                        : (type == json::value_t::number_float ? it->is_number() : it->type() == type);
-    TORCH_CHECK(ok, source_, ": field '", name, "' must be ", type_name, ", got ", it->type_name());
-    return *it;
-  }
-  int64_t count(const char* name) const {
-    const json& v = field(name, json::value_t::number_integer, "an integer");
-    TORCH_CHECK(v.is_number_unsigned() || v.get<int64_t>() >= 0, source_, ": field '", name,
-                "' must be >= 0, got ", v.dump());
-    TORCH_CHECK(!v.is_number_unsigned() || v.get<uint64_t>() <= INT64_MAX, source_, ": field '",
-                name, "' is too large: ", v.dump());
-    return v.get<int64_t>();
-  }
-  double number(const char* name) const {
-    return field(name, json::value_t::number_float, "a number").get<double>();
-  }
-
- private:
-  const json& object_;
-  std::string_view source_;
-};
-
 }  // namespace
 
 std::string to_json(const TrainState& s) {
@@ -85,47 +55,42 @@ std::string to_json(const TrainState& s) {
 }
 
 TrainState parse_train_state(std::string_view text, std::string_view source) {
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past double
-    TORCH_CHECK(false, source, ": not valid JSON: ", e.what());
-  }
+  const json j = tlora::detail::parse_json<json>(text, std::string(source));
   TORCH_CHECK(j.is_object(), source, ": expected a JSON object");
-  const Reader r(j, source);
-  const int64_t version = r.count("version");
+  const tlora::detail::BasicJsonFields<json> r(j, std::string(source));
+  const int64_t version = r.required_integer("version", 0);
   TORCH_CHECK(version == kTrainStateVersion, source, ": unsupported version ", version,
               " (this build reads version ", kTrainStateVersion, ")");
   TrainState s;
-  s.epoch = r.count("epoch");
-  s.batches_done = r.count("batches_done");
-  s.epoch_loss_sum = r.number("epoch_loss_sum");
+  s.epoch = r.required_integer("epoch", 0);
+  s.batches_done = r.required_integer("batches_done", 0);
+  s.epoch_loss_sum = r.required_number("epoch_loss_sum");
   TORCH_CHECK(std::isfinite(s.epoch_loss_sum), source, ": field 'epoch_loss_sum' must be finite");
-  s.global_step = r.count("global_step");
-  const auto best = j.find("best_score");
-  TORCH_CHECK(best != j.end(), source, ": missing field 'best_score'");
+  s.global_step = r.required_integer("global_step", 0);
+  const json* best = &r.at("best_score");
   if (!best->is_null()) {
     TORCH_CHECK(best->is_number() && std::isfinite(best->get<double>()), source,
                 ": field 'best_score' must be a finite number or null");
     s.best_score = best->get<double>();
   }
-  s.best_epoch = r.count("best_epoch");
+  s.best_epoch = r.required_integer("best_epoch", 0);
   TORCH_CHECK(s.best_epoch <= s.epoch, source, ": best_epoch ", s.best_epoch,
               " is after the current epoch ", s.epoch);
   TORCH_CHECK((s.best_epoch == 0) == best->is_null(), source,
               ": best_score and best_epoch disagree about whether an epoch was scored");
-  s.train_seconds = r.number("train_seconds");
+  s.train_seconds = r.required_number("train_seconds");
   TORCH_CHECK(std::isfinite(s.train_seconds) && s.train_seconds >= 0, source,
               ": field 'train_seconds' must be finite and >= 0");
-  s.train_tokens = r.count("train_tokens");
-  s.config_digest = r.field("config_digest", json::value_t::string, "a string").get<std::string>();
-  for (const auto& [path, calls] :
-       r.field("dropout_calls", json::value_t::object, "an object").items()) {
+  s.train_tokens = r.required_integer("train_tokens", 0);
+  s.config_digest = r.required_string("config_digest");
+  const json& dropout_calls = r.at("dropout_calls");
+  if (!dropout_calls.is_object()) r.fail("dropout_calls", "must be an object, got ", dropout_calls.dump());
+  for (const auto& [path, calls] : dropout_calls.items()) {
     TORCH_CHECK(calls.is_number_unsigned(), source, ": dropout_calls['", path,
                 "'] must be a non-negative integer");
     s.dropout_calls[path] = calls.get<uint64_t>();
   }
-  const std::string hex = r.field("rng_state", json::value_t::string, "a string").get<std::string>();
+  const std::string hex = r.required_string("rng_state");
   TORCH_CHECK(hex.size() % 2 == 0, source, ": rng_state has an odd number of hex digits");
   s.rng_state.reserve(hex.size() / 2);
   for (size_t i = 0; i < hex.size(); i += 2) {
@@ -137,11 +102,7 @@ TrainState parse_train_state(std::string_view text, std::string_view source) {
 }
 
 TrainState read_train_state(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  TORCH_CHECK(in, "cannot read the trainer state ", file);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_train_state(text.str(), file.string());
+  return parse_train_state(read_file(file, "trainer state"), file.string());
 }
 
 void write_train_state(const std::filesystem::path& file, const TrainState& state) {

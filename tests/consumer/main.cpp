@@ -1,9 +1,9 @@
-// A downstream program as a new user writes it, against the installed package: its own model
-// with torch::nn::Linear members, patched by inject, trained, saved, reloaded into a fresh
-// instance and merged. Exits 1, saying what failed, when any step does not hold.
-#include <tlora/adapter_host.h>
-#include <tlora/checkpoint.h>
-#include <tlora/inject.h>
+// A downstream program as a new user writes it, against the installed package and linking only
+// tlora::core: its own model with torch::nn::Linear members, patched by inject, trained, saved,
+// reloaded into a fresh instance and merged. Exits 1, saying what failed, when any step does not hold.
+#include <tlora/adapters/host.h>
+#include <tlora/adapters/inject.h>
+#include <tlora/io/checkpoint.h>
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>

@@ -3,6 +3,8 @@
 // memory-mapped, never read whole.
 #pragma once
 
+#include "tlora/export.h"
+
 #include "tlora/gguf/quants.h"
 
 #include <ATen/core/Tensor.h>
@@ -16,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::gguf {
 
 /// gguf_type: the type of a metadata value.
@@ -160,3 +163,4 @@ class File {
 };
 
 }  // namespace tlora::gguf
+TLORA_API_END

@@ -2,11 +2,14 @@
 // common ones (F32, F16, BF16, Q8_0, Q4_0, Q4_1 and the K-quants Q4_K, Q5_K, Q6_K) to float32.
 #pragma once
 
+#include "tlora/export.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+TLORA_API_BEGIN
 namespace tlora::gguf {
 
 /// ggml_type: the numbers GGUF files use.
@@ -70,3 +73,4 @@ std::string type_name(uint32_t type);
 void dequantize(TensorType type, const std::byte* src, float* dst, int64_t n);
 
 }  // namespace tlora::gguf
+TLORA_API_END

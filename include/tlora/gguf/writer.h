@@ -2,6 +2,8 @@
 // the order it was set, then tensors, each aligned as the format requires.
 #pragma once
 
+#include "tlora/export.h"
+
 #include "tlora/gguf/file.h"
 
 #include <ATen/core/Tensor.h>
@@ -12,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::gguf {
 
 /// Collects metadata and tensors, then writes them as gguf-py's GGUFWriter lays them out.
@@ -45,3 +48,4 @@ class Writer {
 };
 
 }  // namespace tlora::gguf
+TLORA_API_END

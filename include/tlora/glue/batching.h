@@ -3,6 +3,8 @@
 // run sees exactly the batches an uninterrupted one would.
 #pragma once
 
+#include "tlora/export.h"
+
 #include "tlora/glue/tasks.h"
 #include "tlora/text/tokenizer.h"
 
@@ -12,6 +14,7 @@
 #include <span>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::glue {
 
 /// Tokenized examples of one file.
@@ -85,3 +88,4 @@ std::vector<std::vector<int64_t>> eval_batches(std::span<const int64_t> lengths,
 std::vector<int64_t> lengths(const Features& features);
 
 }  // namespace tlora::glue
+TLORA_API_END

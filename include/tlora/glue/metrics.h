@@ -3,9 +3,12 @@
 // Every function throws c10::Error when its two inputs differ in size or are empty.
 #pragma once
 
+#include "tlora/export.h"
+
 #include <cstdint>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::glue {
 
 /// Fraction of positions where the prediction equals the label (sklearn.metrics.accuracy_score).
@@ -32,3 +35,4 @@ double pearson(const std::vector<double>& x, const std::vector<double>& y);
 double spearman(const std::vector<double>& x, const std::vector<double>& y);
 
 }  // namespace tlora::glue
+TLORA_API_END

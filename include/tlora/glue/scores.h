@@ -1,12 +1,15 @@
 // A task's official metrics from predictions, by the names GLUE results are reported under.
 #pragma once
 
+#include "tlora/export.h"
+
 #include "tlora/glue/tasks.h"
 
 #include <map>
 #include <string>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::glue {
 
 /// Every metric of `task` (info(task).metric_names: "accuracy", "f1", "mcc", "pearson",
@@ -20,3 +23,4 @@ std::map<std::string, double> score(Task task, const std::vector<double>& predic
 double combined_score(const std::map<std::string, double>& metrics);
 
 }  // namespace tlora::glue
+TLORA_API_END

@@ -2,6 +2,8 @@
 // in the layout written by the GLUE download script (glue_data/<folder>/<split>.tsv).
 #pragma once
 
+#include "tlora/export.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
@@ -10,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::glue {
 
 /// A GLUE task.
@@ -72,3 +75,4 @@ std::filesystem::path train_file(Task task, const std::filesystem::path& glue_di
 std::filesystem::path dev_file(Task task, const std::filesystem::path& glue_dir, int split = 0);
 
 }  // namespace tlora::glue
+TLORA_API_END

@@ -1,7 +1,9 @@
-// BERT (transformers' BertModel and BertForSequenceClassification) built from tlora::Linear.
+// BERT (transformers' BertModel and BertForSequenceClassification) built from tlora::AdaptableLinear.
 #pragma once
 
-#include "tlora/host_linear.h"
+#include "tlora/export.h"
+
+#include "tlora/adapters/adaptable_linear.h"
 #include "tlora/models/encoder.h"
 #include "tlora/models/sequence_classifier.h"
 
@@ -11,6 +13,7 @@
 #include <string>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::models {
 
 /// The embeddings, encoder and pooler of BERT or RoBERTa under Hugging Face's names
@@ -64,9 +67,10 @@ class BertForSequenceClassificationImpl : public SequenceClassifierImpl {
   /// `bert`.
   BertModel bert{nullptr};
   /// `classifier`.
-  Linear classifier{nullptr};
+  AdaptableLinear classifier{nullptr};
 };
 /// A ModuleHolder for BertForSequenceClassificationImpl.
 TORCH_MODULE(BertForSequenceClassification);
 
 }  // namespace tlora::models
+TLORA_API_END

@@ -1,11 +1,14 @@
 // The configuration of a BERT or RoBERTa encoder, read from a Hugging Face `config.json`.
 #pragma once
 
+#include "tlora/export.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
 
+TLORA_API_BEGIN
 namespace tlora::models {
 
 /// The feed-forward activations of transformers' ACT2FN that tlora implements (the `hidden_act`
@@ -86,3 +89,4 @@ struct EncoderConfig {
 };
 
 }  // namespace tlora::models
+TLORA_API_END

@@ -4,8 +4,11 @@
 // other random stream; elsewhere (CUDA) they are LibTorch's own fused ops.
 #pragma once
 
+#include "tlora/export.h"
+
 #include <ATen/core/Tensor.h>
 
+TLORA_API_BEGIN
 namespace tlora::models {
 
 /// Inverted dropout: in training with p > 0, each element is zeroed with probability p and the
@@ -23,3 +26,4 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
                      const at::Tensor& mask, double p, double scale, bool training);
 
 }  // namespace tlora::models
+TLORA_API_END

@@ -1,10 +1,12 @@
 // The building blocks BERT and RoBERTa share (transformers' BertEmbeddings, BertSelfAttention,
 // ... and their Roberta* copies), registered under Hugging Face's module names so that
 // named_parameters() yields the names of a transformers state dict. Every linear layer is a
-// tlora::Linear, so tlora::inject patches them in place.
+// tlora::AdaptableLinear, so tlora::inject patches them in place.
 #pragma once
 
-#include "tlora/host_linear.h"
+#include "tlora/export.h"
+
+#include "tlora/adapters/adaptable_linear.h"
 #include "tlora/models/config.h"
 
 #include <ATen/core/Generator.h>
@@ -18,6 +20,7 @@
 #include <string>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::models {
 
 /// What a base model returns.
@@ -69,7 +72,7 @@ class SelfAttentionImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& mask);
 
   /// `query`, `key`, `value`.
-  Linear query{nullptr}, key{nullptr}, value{nullptr};
+  AdaptableLinear query{nullptr}, key{nullptr}, value{nullptr};
 
  private:
   int64_t heads_, head_dim_;
@@ -87,7 +90,7 @@ class ResidualOutputImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& residual);
 
   /// `dense`.
-  Linear dense{nullptr};
+  AdaptableLinear dense{nullptr};
   /// `LayerNorm`.
   torch::nn::LayerNorm layer_norm{nullptr};
 
@@ -122,7 +125,7 @@ class IntermediateImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
 
   /// `dense`.
-  Linear dense{nullptr};
+  AdaptableLinear dense{nullptr};
 
  private:
   Activation activation_;
@@ -173,7 +176,7 @@ class PoolerImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& hidden_states);
 
   /// `dense`.
-  Linear dense{nullptr};
+  AdaptableLinear dense{nullptr};
 };
 /// A ModuleHolder for PoolerImpl.
 TORCH_MODULE(Pooler);
@@ -217,7 +220,7 @@ at::Tensor sequence_classification_loss(const EncoderConfig& config, const at::T
                                         const at::Tensor& labels);
 
 /// Initialises the parameters `names` of `model` (in that order) as transformers' _init_weights
-/// does: tlora::Linear and Embedding weights from N(0, std²) (an Embedding's padding row zero),
+/// does: tlora::AdaptableLinear and Embedding weights from N(0, std²) (an Embedding's padding row zero),
 /// Linear biases zero, LayerNorm weights one and biases zero. Draws come from `generator`, or
 /// the default generator of each parameter's device when it is undefined. Throws for a name that
 /// is not a parameter of one of these modules (e.g. an adapter's).
@@ -229,3 +232,4 @@ void init_parameters(torch::nn::Module& model, const std::vector<std::string>& n
 void init_weights(torch::nn::Module& model, double std, const at::Generator& generator = {});
 
 }  // namespace tlora::models
+TLORA_API_END

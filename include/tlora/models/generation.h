@@ -3,6 +3,8 @@
 // stopping on end-of-sequence tokens or stop strings.
 #pragma once
 
+#include "tlora/export.h"
+
 #include "tlora/models/llama.h"
 
 #include <cstdint>
@@ -11,6 +13,7 @@
 #include <string>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::models {
 
 /// How to generate.
@@ -55,3 +58,4 @@ std::vector<Generated> generate(LlamaForCausalLMImpl& model, const std::vector<s
                                 const std::function<void(size_t row, int64_t token)>& on_token = {});
 
 }  // namespace tlora::models
+TLORA_API_END

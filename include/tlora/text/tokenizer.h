@@ -6,6 +6,8 @@
 // (GPT-2, RoBERTa).
 #pragma once
 
+#include "tlora/export.h"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -22,6 +24,7 @@
 
 #include "tlora/text/encoding.h"
 
+TLORA_API_BEGIN
 namespace tlora::text {
 
 /// Hash for string maps looked up by std::string_view without a temporary std::string.
@@ -197,3 +200,4 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::filesystem::path& toke
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& model_dir);
 
 }  // namespace tlora::text
+TLORA_API_END

@@ -6,10 +6,13 @@
 // (tools/tokenizer_fixtures.py --unicode, tests/tokenizer_unicode_test.cpp).
 #pragma once
 
+#include "tlora/export.h"
+
 #include <cstddef>
 #include <string>
 #include <string_view>
 
+TLORA_API_BEGIN
 namespace tlora::text {
 
 /// Byte offset of the first byte that does not start a well-formed UTF-8 sequence (overlong
@@ -87,3 +90,4 @@ bool is_word_char(char32_t cp);
 
 }  // namespace unicode
 }  // namespace tlora::text
+TLORA_API_END

@@ -2,6 +2,8 @@
 // longest-match-first WordPiece.
 #pragma once
 
+#include "tlora/export.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -12,6 +14,7 @@
 
 #include "tlora/text/tokenizer.h"
 
+TLORA_API_BEGIN
 namespace tlora::text {
 
 /// Hugging Face's BertNormalizer.
@@ -107,3 +110,4 @@ class WordPieceTokenizer final : public Tokenizer {
 };
 
 }  // namespace tlora::text
+TLORA_API_END

@@ -2,6 +2,8 @@
 // continues with the same optimizer state as an uninterrupted one.
 #pragma once
 
+#include "tlora/export.h"
+
 #include <ATen/core/Tensor.h>
 #include <torch/optim/adamw.h>
 
@@ -10,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::train {
 
 /// Parameters by name, as module.named_parameters() lists them.
@@ -28,3 +31,4 @@ void load_adamw_state(torch::optim::AdamW& optimizer, const NamedParameters& par
                       const std::filesystem::path& file);
 
 }  // namespace tlora::train
+TLORA_API_END

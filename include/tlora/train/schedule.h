@@ -1,8 +1,11 @@
 // Learning-rate schedules, as multipliers of the base learning rate per optimizer step.
 #pragma once
 
+#include "tlora/export.h"
+
 #include <cstdint>
 
+TLORA_API_BEGIN
 namespace tlora::train {
 
 /// transformers' get_linear_schedule_with_warmup: rises linearly from 0 to 1 over
@@ -15,3 +18,4 @@ double linear_schedule(int64_t step, int64_t warmup_steps, int64_t total_steps);
 int64_t warmup_steps(double ratio, int64_t total_steps);
 
 }  // namespace tlora::train
+TLORA_API_END

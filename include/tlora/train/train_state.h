@@ -2,6 +2,8 @@
 // where the run was interrupted: the position in the data, the random state, the best score.
 #pragma once
 
+#include "tlora/export.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <limits>
@@ -10,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+TLORA_API_BEGIN
 namespace tlora::train {
 
 /// Version of the trainer_state.json format written by write_train_state.
@@ -56,3 +59,4 @@ TrainState read_train_state(const std::filesystem::path& file);
 void write_train_state(const std::filesystem::path& file, const TrainState& state);
 
 }  // namespace tlora::train
+TLORA_API_END
