@@ -1,4 +1,5 @@
 // Resumable training state: the schedule, trainer_state.json and the AdamW state file.
+#include "tlora/train/interruption.h"
 #include "tlora/train/optimizer_state.h"
 #include "tlora/train/schedule.h"
 #include "tlora/train/train_state.h"
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdlib>
 
 namespace {
 
@@ -113,6 +115,29 @@ TEST(TrainState, RefusesCorruptedStates) {
 }
 
 // Two optimizers stepped with the same gradients; one is saved and restored midway.
+TEST(TrainState, CpuRngStateRestoresTheDraws) {
+  at::manual_seed(3);
+  const std::vector<uint8_t> saved = tlora::train::cpu_rng_state();
+  const at::Tensor first = at::randn({16});
+  at::randn({5});  // move on, as training would
+  tlora::train::set_cpu_rng_state(saved);
+  EXPECT_TRUE(at::equal(at::randn({16}), first));
+}
+
+TEST(FaultHook, RefusesAMalformedSpecNamingTheVariable) {
+  for (const char* bad : {"kill", "kill:", "kill:0", "stop:3", "term:3x"}) {
+    ::setenv("TLORA_TEST_FAULT", bad, 1);
+    EXPECT_TRUE(tlora::testing::contains(
+        tlora::testing::error_of([] { tlora::train::FaultHook hook("TLORA_TEST_FAULT"); }),
+        "TLORA_TEST_FAULT must be kill:STEP or term:STEP"))
+        << bad;
+  }
+  ::setenv("TLORA_TEST_FAULT", "", 1);
+  tlora::train::FaultHook none("TLORA_TEST_FAULT");
+  none.after_step(1);  // no fault asked for: returns
+  ::unsetenv("TLORA_TEST_FAULT");
+}
+
 TEST(AdamWState, RestoredOptimizerContinuesIdentically) {
   at::manual_seed(3);
   const at::Tensor w0 = at::randn({4, 3}), b0 = at::randn({3});

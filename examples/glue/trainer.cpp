@@ -16,6 +16,7 @@
 #include "tlora/core/precision.h"
 #include "tlora/core/progress.h"
 #include "tlora/text/tokenizer.h"
+#include "tlora/train/interruption.h"
 #include "tlora/train/optimizer_state.h"
 #include "tlora/train/schedule.h"
 #include "tlora/train/train_state.h"
@@ -47,41 +48,12 @@ namespace {
 using json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
-std::atomic<int> g_stop_signal{0};
-
-extern "C" void on_stop_signal(int signal) { g_stop_signal.store(signal); }
-
-// SIGTERM (a scheduler's pre-emption) and SIGINT (Ctrl-C) finish the step, save, and exit.
-void install_stop_handlers() {
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  ::sigaction(SIGTERM, &action, nullptr);
-  ::sigaction(SIGINT, &action, nullptr);
-}
-
 struct Paths {
   explicit Paths(const std::string& out)
       : out(out), checkpoint(out + "/checkpoint"), best(out + "/best"), metrics(out + "/metrics.jsonl"),
         config(out + "/config.json"), results(out + "/results.json") {}
   std::string out, checkpoint, best, metrics, config, results;
 };
-
-// The CPU generator drives the model's own dropout; its state is part of a resumable run.
-std::vector<uint8_t> cpu_rng_state() {
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  const at::Tensor state = generator.get_state();
-  const auto* bytes = state.data_ptr<uint8_t>();
-  return {bytes, bytes + state.numel()};
-}
-
-void set_cpu_rng_state(std::vector<uint8_t> bytes) {
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(
-      at::from_blob(bytes.data(), {static_cast<int64_t>(bytes.size())}, at::kByte).clone());
-}
 
 std::vector<std::shared_ptr<tlora::AdapterImpl>> adapters_of(const Classifier& c) {
   std::vector<std::shared_ptr<tlora::AdapterImpl>> out;
@@ -90,24 +62,6 @@ std::vector<std::shared_ptr<tlora::AdapterImpl>> adapters_of(const Classifier& c
     if (const auto host = std::dynamic_pointer_cast<tlora::AdaptableLinearImpl>(item))
       if (auto a = host->adapter(c.adapter->adapter_name)) out.push_back(std::move(a));
   return out;
-}
-
-// Fault injection for the resume tests: TLORA_GLUE_FAULT="kill:N" kills the process (SIGKILL,
-// nothing can be saved) and "term:N" sends it SIGTERM right after optimizer step N.
-struct Fault {
-  int signal = 0;
-  int64_t step = -1;
-};
-
-Fault fault_from_environment() {
-  const char* spec = std::getenv("TLORA_GLUE_FAULT");
-  if (spec == nullptr || *spec == '\0') return {};
-  const std::string text = spec;
-  const auto colon = text.find(':');
-  const std::string kind = text.substr(0, colon);
-  TORCH_CHECK(colon != std::string::npos && (kind == "kill" || kind == "term"),
-              "TLORA_GLUE_FAULT must be kill:STEP or term:STEP, got '", text, "'");
-  return {kind == "kill" ? SIGKILL : SIGTERM, std::stoll(text.substr(colon + 1))};
 }
 
 // A stage of the run that went wrong in a way the user can act on, with its exit code.
@@ -122,7 +76,7 @@ class Trainer {
       : config_(std::move(config)),
         paths_(config_.output_dir),
         dist_(tlora::dist::Context::from_environment()),
-        fault_(fault_from_environment()) {}
+        fault_("TLORA_GLUE_FAULT") {}
 
   int run() {
     setup();
@@ -257,7 +211,7 @@ class Trainer {
                 "); resume with the same options, or choose another --output-dir");
     load_trainable_tensors(classifier_, paths_.checkpoint + "/trainable.safetensors");
     tlora::train::load_adamw_state(*optimizer_, trainable_, paths_.checkpoint + "/optimizer.safetensors");
-    set_cpu_rng_state(state_.rng_state);
+    tlora::train::set_cpu_rng_state(state_.rng_state);
     for (const auto& a : adapters_of(classifier_)) {
       const auto it = state_.dropout_calls.find(a->path());
       TORCH_CHECK(it != state_.dropout_calls.end(), state_file, ": no dropout counter for ", a->path());
@@ -281,7 +235,7 @@ class Trainer {
     make_directories(staging);
     save_trainable_tensors(classifier_, staging + "/trainable.safetensors");
     tlora::train::save_adamw_state(*optimizer_, trainable_, staging + "/optimizer.safetensors");
-    state_.rng_state = cpu_rng_state();
+    state_.rng_state = tlora::train::cpu_rng_state();
     state_.dropout_calls.clear();
     for (const auto& a : adapters_of(classifier_)) state_.dropout_calls[a->path()] = a->dropout_calls();
     tlora::train::write_train_state(staging + "/trainer_state.json", state_);
@@ -319,7 +273,7 @@ class Trainer {
         shard.push_back(batches[b][i]);
       optimizer_->zero_grad();
       at::Tensor loss;
-      double local[3] = {0, 0, static_cast<double>(g_stop_signal.load())};  // loss·n, tokens, signal
+      double local[3] = {0, 0, static_cast<double>(tlora::train::stop_requested())};  // loss·n, tokens, signal
       if (!shard.empty()) {
         const auto batch = tlora::glue::collate(train_, shard, spec_.pad_id, spec_.regression);
         {
@@ -369,7 +323,7 @@ class Trainer {
                              base_lrs_[0] * mult, static_cast<double>(epoch_tokens) / std::max(elapsed, 1e-9)));
       if (state_.global_step % config_.save_steps == 0 && state_.batches_done < static_cast<int64_t>(batches.size()))
         save_checkpoint();
-      if (state_.global_step == fault_.step) ::raise(fault_.signal);
+      fault_.after_step(state_.global_step);
       // A stop request (on any rank) takes effect once this step is done, on every rank.
       if (const int signal = static_cast<int>(reduced[2].item<double>())) {
         save_checkpoint();
@@ -535,14 +489,14 @@ class Trainer {
   int64_t batches_per_epoch_ = 0, total_steps_ = 0, warmup_steps_ = 0;
   tlora::train::TrainState state_;
   tlora::dist::Context dist_;
-  Fault fault_;
+  tlora::train::FaultHook fault_;
   std::FILE* null_stream_ = nullptr;
 };
 
 }  // namespace
 
 int run_training(const RunConfig& config) {
-  install_stop_handlers();
+  tlora::train::install_stop_handlers();
   Trainer trainer(config);
   return trainer.run();
 }

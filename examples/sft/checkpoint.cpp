@@ -55,21 +55,6 @@ void remove_all_but(const std::string& dir, const std::set<std::string>& keep) {
   }
 }
 
-// The default CPU generator drives LibTorch's own dropout; its state is part of a resumable run.
-std::vector<uint8_t> cpu_rng_state() {
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  const at::Tensor state = generator.get_state();
-  const auto* bytes = state.data_ptr<uint8_t>();
-  return {bytes, bytes + state.numel()};
-}
-
-void set_cpu_rng_state(std::vector<uint8_t> bytes) {
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(at::from_blob(bytes.data(), {static_cast<int64_t>(bytes.size())}, at::kByte).clone());
-}
-
 void save_parameters(const tlora::train::NamedParameters& parameters, const std::string& file) {
   std::map<std::string, at::Tensor> tensors;
   for (const auto& [name, p] : parameters) tensors[name] = p.detach();
@@ -113,10 +98,6 @@ RunRecord read_record(const std::string& file) {
   }
 }
 
-std::atomic<int> g_stop_signal{0};
-
-extern "C" void on_stop_signal(int signal) { g_stop_signal.store(signal); }
-
 }  // namespace
 
 Checkpoint::Checkpoint(const std::string& output_dir)
@@ -130,7 +111,7 @@ void Checkpoint::save(const Trainee& trainee, tlora::train::TrainState& state, c
   save_parameters(trainee.parameters, files.trainable);
   tlora::train::save_adamw_state(trainee.optimizer, trainee.parameters, files.optimizer);
   tlora::write_file_atomically(files.record, to_json(record).dump(1) + "\n");
-  state.rng_state = cpu_rng_state();
+  state.rng_state = tlora::train::cpu_rng_state();
   state.dropout_calls.clear();
   for (const auto& a : trainee.adapters) state.dropout_calls[a->path()] = a->dropout_calls();
   // The commit: from here on a resume finds this checkpoint.
@@ -150,7 +131,7 @@ RunRecord Checkpoint::restore(const Trainee& trainee, const tlora::train::TrainS
   const Files files = files_of(dir_, state);
   load_parameters(trainee.parameters, files.trainable);
   tlora::train::load_adamw_state(trainee.optimizer, trainee.parameters, files.optimizer);
-  set_cpu_rng_state(state.rng_state);
+  tlora::train::set_cpu_rng_state(state.rng_state);
   for (const auto& a : trainee.adapters) {
     const auto it = state.dropout_calls.find(a->path());
     TORCH_CHECK(it != state.dropout_calls.end(), state_file_, ": no dropout counter for ", a->path());
@@ -162,34 +143,6 @@ RunRecord Checkpoint::restore(const Trainee& trainee, const tlora::train::TrainS
 bool path_exists(const std::string& path) {
   struct stat s {};
   return ::stat(path.c_str(), &s) == 0;
-}
-
-void install_stop_handlers() {
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  ::sigaction(SIGTERM, &action, nullptr);
-  ::sigaction(SIGINT, &action, nullptr);
-}
-
-int stop_requested() { return g_stop_signal.load(); }
-
-FaultHook::FaultHook() {
-  const char* spec = std::getenv("TLORA_SFT_FAULT");
-  if (spec == nullptr || *spec == '\0') return;
-  const std::string text = spec;
-  const auto colon = text.find(':');
-  const std::string kind = text.substr(0, colon);
-  char* end = nullptr;
-  const long long step = colon == std::string::npos ? 0 : std::strtoll(text.c_str() + colon + 1, &end, 10);
-  TORCH_CHECK((kind == "kill" || kind == "term") && end != nullptr && *end == '\0' && step > 0,
-              "TLORA_SFT_FAULT must be kill:STEP or term:STEP with STEP > 0, got '", text, "'");
-  signal_ = kind == "kill" ? SIGKILL : SIGTERM;
-  step_ = step;
-}
-
-void FaultHook::after_step(int64_t step) const {
-  if (step == step_) ::raise(signal_);
 }
 
 }  // namespace sft

@@ -68,24 +68,4 @@ class Checkpoint {
 /// binaries that link LibTorch, see examples/glue/files.h).
 bool path_exists(const std::string& path);
 
-/// From now on SIGTERM (a scheduler's pre-emption) and SIGINT (Ctrl-C) ask the run to stop
-/// once the current optimizer step is done.
-void install_stop_handlers();
-/// The signal that asked the run to stop, or 0.
-int stop_requested();
-
-/// The tests' fault hook: TLORA_SFT_FAULT="kill:N" SIGKILLs the process (nothing can be saved)
-/// and "term:N" sends it SIGTERM right after optimizer step N and the checkpoint due there.
-class FaultHook {
- public:
-  /// Reads TLORA_SFT_FAULT; refuses a malformed value.
-  FaultHook();
-  /// Raises the signal when `step` is the one asked for.
-  void after_step(int64_t step) const;
-
- private:
-  int signal_ = 0;
-  int64_t step_ = -1;
-};
-
 }  // namespace sft

@@ -16,6 +16,7 @@
 #include "tlora/models/generation.h"
 #include "tlora/models/llama.h"
 #include "tlora/models/lora_export.h"
+#include "tlora/train/interruption.h"
 #include "tlora/train/schedule.h"
 
 #include <ATen/Parallel.h>
@@ -294,7 +295,7 @@ class Trainer {
       // The epoch-end checkpoint follows the epoch's last step.
       if (state_.global_step % o_.checkpoint_every == 0 && end < batches.size()) save();
       fault_.after_step(state_.global_step);
-      if (const int signal = sft::stop_requested()) {
+      if (const int signal = tlora::train::stop_requested()) {
         save();
         bar.finish("interrupted");
         fmt::print(stderr, "tlora-sft: stopped by signal {} after step {}; checkpoint saved in {}; continue with the same "
@@ -403,7 +404,7 @@ class Trainer {
   sft::Checkpoint checkpoint_;
   tlora::train::TrainState state_;
   sft::RunRecord record_;
-  sft::FaultHook fault_;
+  tlora::train::FaultHook fault_{"TLORA_SFT_FAULT"};
 };
 
 }  // namespace
@@ -415,7 +416,7 @@ int main(int argc, char** argv) {
     int exit_code = 0;
     const auto options = sft::parse_options(argc, argv, exit_code);
     if (!options) return exit_code;
-    sft::install_stop_handlers();
+    tlora::train::install_stop_handlers();
     return Trainer(*options).run();
   } catch (const c10::Error& e) {
     fmt::print(stderr, "tlora-sft: {}\n", e.what_without_backtrace());

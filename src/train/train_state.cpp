@@ -6,10 +6,13 @@
 #include "io/json.h"
 #include "io/json_fields.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/ops/from_blob.h>
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <mutex>
 
 namespace tlora::train {
 namespace {
@@ -107,6 +110,21 @@ TrainState read_train_state(const std::filesystem::path& file) {
 
 void write_train_state(const std::filesystem::path& file, const TrainState& state) {
   write_file_atomically(file, to_json(state));
+}
+
+std::vector<uint8_t> cpu_rng_state() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  const at::Tensor state = generator.get_state();
+  const auto* bytes = state.data_ptr<uint8_t>();
+  return {bytes, bytes + state.numel()};
+}
+
+void set_cpu_rng_state(const std::vector<uint8_t>& state) {
+  std::vector<uint8_t> bytes = state;  // from_blob needs writable memory; clone() copies it out
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(at::from_blob(bytes.data(), {static_cast<int64_t>(bytes.size())}, at::kByte).clone());
 }
 
 }  // namespace tlora::train

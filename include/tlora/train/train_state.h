@@ -58,5 +58,11 @@ TrainState read_train_state(const std::filesystem::path& file);
 /// Writes `state` to `file` atomically.
 void write_train_state(const std::filesystem::path& file, const TrainState& state);
 
+/// The state of LibTorch's default CPU generator (it drives the model's own dropout), for
+/// TrainState::rng_state.
+std::vector<uint8_t> cpu_rng_state();
+/// Puts back a state that cpu_rng_state returned.
+void set_cpu_rng_state(const std::vector<uint8_t>& state);
+
 }  // namespace tlora::train
 TLORA_API_END
