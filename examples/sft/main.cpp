@@ -142,7 +142,7 @@ class Trainer {
     claim_output_dir();
     load();
     if (resuming_) resume();
-    if (!validation_.empty() && !record_.accuracy_before) {
+    if (o_.score_before && !validation_.empty() && !record_.accuracy_before) {
       tlora::DisableAdapters off(*model_);
       record_.accuracy_before = answer_accuracy(*model_, *text_.tokenizer, validation_, end_of_turn_, pad_, bf16_);
     }
@@ -366,7 +366,7 @@ class Trainer {
                results["train_tokens_per_second"].get<double>());
     if (!validation_.empty()) {
       results["validation_loss"] = record_.epochs.back()["validation_loss"];
-      results["accuracy_before"] = *record_.accuracy_before;
+      if (record_.accuracy_before) results["accuracy_before"] = *record_.accuracy_before;
       results["accuracy_after"] = answer_accuracy(*model_, *text_.tokenizer, validation_, end_of_turn_, pad_, bf16_);
       fmt::print("validation accuracy after fine-tuning (greedy answers): {:.1f}%\n",
                  100.0 * results["accuracy_after"].get<double>());

@@ -30,6 +30,8 @@ std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
   app.add_option("--epochs", o.epochs, "passes over the training file")->check(CLI::PositiveNumber);
   app.add_option("--batch-size", o.batch_size, "examples per batch")->check(CLI::PositiveNumber);
   app.add_option("--gradient-accumulation", o.accumulation, "batches per optimizer step")->check(CLI::PositiveNumber);
+  app.add_option("--score-before", o.score_before,
+                 "score the greedy answers before fine-tuning too (the zero-shot baseline; off: after only)");
   app.add_option("--group-by-length", o.group_by_length, "batch examples of similar length together (less padding)")
       ->capture_default_str();
   app.add_option("--max-length", o.max_length, "tokens per example (longer ones are cut)")->check(CLI::PositiveNumber);

@@ -18,6 +18,7 @@ struct Options {
   double lr = 1e-2, scale = 1.0, dropout = 0.0, warmup_ratio = 0.06, weight_decay = 0.0, clip = 1.0;
   double validation_split = 0;  // share of --train held out when no --validation file is given
   bool group_by_length = true;
+  bool score_before = true;
   int64_t checkpoint_every = 50;  // optimizer steps; also at every epoch end
   bool resume = false;
   uint64_t seed = 1;
