@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the benchmarks' Hugging Face side needs (scripts/bench-requirements.txt: PEFT)
+# Installs what the benchmarks' Hugging Face side needs (scripts/bench-requirements.txt: PEFT, gguf)
 # into the build's Python environment, once per machine. Idempotent; scripts/setup.sh first.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
