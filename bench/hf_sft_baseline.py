@@ -14,13 +14,9 @@ torch.autocast("cpu", dtype=torch.bfloat16), as transformers' users enable mixed
 import argparse
 import ctypes
 import gc
-import json
-import math
 import os
 import pathlib
 import resource
-import sys
-import time
 
 # transformers' GGUF loader draws a progress bar with tqdm, which its disable_progress_bar()
 # does not reach; set before tqdm is imported.
@@ -28,11 +24,12 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import peft
 import torch
-import transformers
 from transformers import AutoModelForCausalLM
 
 from compare_generate import packaged_model
-from hf_train_baseline import TLoRALinear, cpu_bf16, cpu_model, method_json, parse_shape
+import hf_train_baseline
+from hf_train_baseline import (TLoRALinear, add_run_arguments, method_json, parse_shape, setup,
+                               time_repetitions, write_results)
 
 METHODS = ("lora", "tlora")
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -62,38 +59,15 @@ def make_model(method, path, seed):
     return model.train()
 
 
-class Trainee:
-    """A model being trained by one method, with its optimizer and timings (the fields
-    hf_train_baseline.method_json reads)."""
+class Trainee(hf_train_baseline.Trainee):
+    """hf_train_baseline's trainee, with transformers' causal-LM loss on the labels."""
 
-    def __init__(self, method, args):
-        self.method = method
-        self.model = make_model(method, args.model, args.seed)
-        trained = [p for p in self.model.parameters() if p.requires_grad]
-        self.trainable = sum(p.numel() for p in trained)
-        self.total = sum(p.numel() for p in self.model.parameters())
-        self.optimizer = torch.optim.AdamW(trained, lr=args.lr, weight_decay=args.weight_decay)
-        self.autocast = args.precision == "bf16-autocast"
-        self.repetitions = []  # seconds per step of each phase
-        self.losses = []
+    def loss(self, batch):
+        return self.model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
 
-    def step(self, batch, phases):
-        """One full training step; adds each phase's seconds to `phases`."""
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
-            loss = self.model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
-        forward_end = time.perf_counter()
-        loss.backward()
-        backward_end = time.perf_counter()
-        self.optimizer.step()
-        self.optimizer.zero_grad()
-        phases[0] += forward_end - start
-        phases[1] += backward_end - forward_end
-        phases[2] += time.perf_counter() - backward_end
-        value = loss.item()
-        if not math.isfinite(value):
-            sys.exit(f"hf_sft_baseline.py: {self.method}: loss is {value}")
-        self.losses.append(value)
+    def failure(self, value):
+        """What the program exits with when the loss is not finite."""
+        return f"hf_sft_baseline.py: {self.method}: loss is {value}"
 
 
 def make_batch(batch_size, seq, vocab, seed, loss):
@@ -140,18 +114,10 @@ def peak_rss_since_reset_mib():
 
 def run_case(batch_size, seq, args):
     """tlora-bench-sft's run_case: the methods' repetitions alternate."""
-    trainees = [Trainee(m, args) for m in args.methods]
+    trainees = [Trainee(m, make_model(m, args.model, args.seed), args) for m in args.methods]
     batch = make_batch(batch_size, seq, trainees[0].model.config.vocab_size, args.seed, args.loss)
     measured = reset_peak_rss()
-    for t in trainees:
-        for _ in range(args.warmup):
-            t.step(batch, [0.0, 0.0, 0.0])
-    for _ in range(args.repetitions):
-        for t in trainees:
-            phases = [0.0, 0.0, 0.0]
-            for _ in range(args.steps):
-                t.step(batch, phases)
-            t.repetitions.append([p / args.steps for p in phases])
+    time_repetitions(trainees, batch, args)
     predicted = batch["labels"][:, 1:]
     counted = predicted != IGNORE
     methods = {}
@@ -175,41 +141,14 @@ def main():
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--loss", choices=("answer", "all"), default="answer",
                         help="positions the loss counts: the second half of every row, or all")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per method")
-    parser.add_argument("--steps", type=int, default=1, help="steps per timed repetition")
-    parser.add_argument("--repetitions", type=int, default=5, help="timed repetitions per method")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the batch and the adapters")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--precision", choices=("fp32", "bf16-autocast"), default="fp32",
-                        help="fp32, or the forward and loss under torch.autocast with bfloat16")
-    parser.add_argument("--json", help="also write the results to this file")
+    add_run_arguments(parser, warmup=1, steps=1, seed_help="seed of the batch and the adapters")
     args = parser.parse_args()
     args.model = args.model or pathlib.Path(packaged_model())
-    args.lr, args.weight_decay = 1e-3, 0.01
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    setup(args)
 
     cases = [run_case(b, s, args) for b, s in (args.shape or [(8, 128)])]
-    doc = {
-        "implementation": "huggingface",
-        "machine": {"cpu": cpu_model(), "cpu_bf16": cpu_bf16(), "torch": torch.__version__,
-                    "transformers": transformers.__version__, "peft": peft.__version__,
-                    "python": sys.version.split()[0]},
-        "settings": {"model": str(args.model), "targets": list(TARGETS), "loss": args.loss,
-                     "warmup": args.warmup, "steps": args.steps, "repetitions": args.repetitions,
-                     "seed": args.seed, "threads": torch.get_num_threads(), "lr": args.lr,
-                     "weight_decay": args.weight_decay, "dtype": args.precision,
-                     "clock": "time.perf_counter, wall time"},
-        "peak_rss_mib": peak_rss_mib(),
-        "cases": cases,
-    }
-    text = json.dumps(doc, indent=2)
-    print(text)
-    if args.json:
-        pathlib.Path(args.json).write_text(text + "\n")
+    write_results(args, {"model": str(args.model), "targets": list(TARGETS), "loss": args.loss},
+                  peak_rss_mib(), cases)
 
 
 if __name__ == "__main__":

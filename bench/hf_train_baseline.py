@@ -83,30 +83,13 @@ def make_model(method, model_dir, seed):
     return model.train()
 
 
-def train_step(model, optimizer, batch, phases, autocast):
-    """One full training step; adds each phase's seconds to `phases`; returns the loss."""
-    start = time.perf_counter()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        loss = F.cross_entropy(logits.float(), batch["labels"])
-    forward_end = time.perf_counter()
-    loss.backward()
-    backward_end = time.perf_counter()
-    optimizer.step()
-    optimizer.zero_grad()
-    phases[0] += forward_end - start
-    phases[1] += backward_end - forward_end
-    phases[2] += time.perf_counter() - backward_end
-    value = loss.item()
-    if not math.isfinite(value):
-        sys.exit(f"hf_train_baseline.py: loss is {value}")
-    return value
-
-
 class Trainee:
-    def __init__(self, method, args):
+    """A model being trained by one method, with its optimizer and timings (the fields
+    method_json reads). hf_sft_baseline.py's trainees are these with their own loss."""
+
+    def __init__(self, method, model, args):
         self.method = method
-        self.model = make_model(method, args.model_dir, args.seed)
+        self.model = model
         trained = [p for p in self.model.parameters() if p.requires_grad]
         self.trainable = sum(p.numel() for p in trained)
         self.total = sum(p.numel() for p in self.model.parameters())
@@ -115,8 +98,46 @@ class Trainee:
         self.repetitions = []  # seconds per step of each phase
         self.losses = []
 
+    def loss(self, batch):
+        logits = self.model(input_ids=batch["input_ids"],
+                            attention_mask=batch["attention_mask"]).logits
+        return F.cross_entropy(logits.float(), batch["labels"])
+
+    def failure(self, value):
+        """What the program exits with when the loss is not finite."""
+        return f"hf_train_baseline.py: loss is {value}"
+
     def step(self, batch, phases):
-        self.losses.append(train_step(self.model, self.optimizer, batch, phases, self.autocast))
+        """One full training step; adds each phase's seconds to `phases`."""
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+            loss = self.loss(batch)
+        forward_end = time.perf_counter()
+        loss.backward()
+        backward_end = time.perf_counter()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        phases[0] += forward_end - start
+        phases[1] += backward_end - forward_end
+        phases[2] += time.perf_counter() - backward_end
+        value = loss.item()
+        if not math.isfinite(value):
+            sys.exit(self.failure(value))
+        self.losses.append(value)
+
+
+def time_repetitions(trainees, batch, args):
+    """The warmup steps of every method, then the timed repetitions; the methods' repetitions
+    alternate, so that slow phases of a shared machine are spread over all of them."""
+    for t in trainees:
+        for _ in range(args.warmup):
+            t.step(batch, [0.0, 0.0, 0.0])
+    for _ in range(args.repetitions):
+        for t in trainees:
+            phases = [0.0, 0.0, 0.0]
+            for _ in range(args.steps):
+                t.step(batch, phases)
+            t.repetitions.append([p / args.steps for p in phases])
 
 
 def method_json(t, batch, seq):
@@ -138,16 +159,8 @@ def run_case(batch_size, seq, args):
     batch = {"input_ids": torch.randint(vocab, (batch_size, seq)),
              "labels": torch.randint(2, (batch_size,))}
     batch["attention_mask"] = torch.ones(batch_size, seq, dtype=torch.long)
-    trainees = [Trainee(m, args) for m in args.methods]
-    for t in trainees:
-        for _ in range(args.warmup):
-            t.step(batch, [0.0, 0.0, 0.0])
-    for _ in range(args.repetitions):
-        for t in trainees:
-            phases = [0.0, 0.0, 0.0]
-            for _ in range(args.steps):
-                t.step(batch, phases)
-            t.repetitions.append([p / args.steps for p in phases])
+    trainees = [Trainee(m, make_model(m, args.model_dir, args.seed), args) for m in args.methods]
+    time_repetitions(trainees, batch, args)
     return {"batch": batch_size, "seq": seq, "tokens_per_step": batch_size * seq,
             "input_ids_sum": int(batch["input_ids"].sum()), "labels_sum": int(batch["labels"].sum()),
             "methods": {t.method: method_json(t, batch_size, seq) for t in trainees}}
@@ -177,6 +190,50 @@ def cpu_model():
     return "unknown"
 
 
+def add_run_arguments(parser, warmup, steps, seed_help):
+    """The options from --warmup to --json, which both baselines take in this order."""
+    parser.add_argument("--warmup", type=int, default=warmup, help="untimed steps per method")
+    parser.add_argument("--steps", type=int, default=steps, help="steps per timed repetition")
+    parser.add_argument("--repetitions", type=int, default=5, help="timed repetitions per method")
+    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--precision", choices=("fp32", "bf16-autocast"), default="fp32",
+                        help="fp32, or the forward and loss under torch.autocast with bfloat16")
+    parser.add_argument("--json", help="also write the results to this file")
+
+
+def setup(args):
+    """The optimizer's settings (those of tlora's benches), quiet transformers, the threads."""
+    args.lr, args.weight_decay = 1e-3, 0.01
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+
+
+def write_results(args, settings, peak_rss_mib, cases):
+    """Prints the results as JSON and writes them to --json: `settings` first, then those both
+    baselines share."""
+    doc = {
+        "implementation": "huggingface",
+        "machine": {"cpu": cpu_model(), "cpu_bf16": cpu_bf16(), "torch": torch.__version__,
+                    "transformers": transformers.__version__, "peft": peft.__version__,
+                    "python": sys.version.split()[0]},
+        "settings": {**settings, "warmup": args.warmup, "steps": args.steps,
+                     "repetitions": args.repetitions, "seed": args.seed,
+                     "threads": torch.get_num_threads(), "lr": args.lr,
+                     "weight_decay": args.weight_decay, "dtype": args.precision,
+                     "clock": "time.perf_counter, wall time"},
+        "peak_rss_mib": peak_rss_mib,
+        "cases": cases,
+    }
+    text = json.dumps(doc, indent=2)
+    print(text)
+    if args.json:
+        pathlib.Path(args.json).write_text(text + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -185,41 +242,14 @@ def main():
     parser.add_argument("--shape", type=parse_shape, action="append",
                         help="B,L: batch and sequence length (repeatable; default 32,128 and 32,64)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per method")
-    parser.add_argument("--steps", type=int, default=2, help="steps per timed repetition")
-    parser.add_argument("--repetitions", type=int, default=5, help="timed repetitions per method")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the batch and the new head")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--precision", choices=("fp32", "bf16-autocast"), default="fp32",
-                        help="fp32, or the forward and loss under torch.autocast with bfloat16")
-    parser.add_argument("--json", help="also write the results to this file")
+    add_run_arguments(parser, warmup=2, steps=2, seed_help="seed of the batch and the new head")
     args = parser.parse_args()
     args.model_dir = args.model_dir or default_model_dir()
-    args.lr, args.weight_decay = 1e-3, 0.01
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    setup(args)
 
     cases = [run_case(b, s, args) for b, s in (args.shape or [(32, 128), (32, 64)])]
-    doc = {
-        "implementation": "huggingface",
-        "machine": {"cpu": cpu_model(), "cpu_bf16": cpu_bf16(), "torch": torch.__version__,
-                    "transformers": transformers.__version__, "peft": peft.__version__,
-                    "python": sys.version.split()[0]},
-        "settings": {"model_dir": str(args.model_dir), "warmup": args.warmup,
-                     "steps": args.steps, "repetitions": args.repetitions, "seed": args.seed,
-                     "threads": torch.get_num_threads(), "lr": args.lr,
-                     "weight_decay": args.weight_decay, "dtype": args.precision,
-                     "clock": "time.perf_counter, wall time"},
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "cases": cases,
-    }
-    text = json.dumps(doc, indent=2)
-    print(text)
-    if args.json:
-        pathlib.Path(args.json).write_text(text + "\n")
+    write_results(args, {"model_dir": str(args.model_dir)},
+                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, cases)
 
 
 if __name__ == "__main__":
