@@ -235,6 +235,37 @@ TEST_F(Checkpoint, RoundTripIsBitExactForEveryKindWithStoredAndRegeneratedProjec
   }
 }
 
+// TLoRA's options beyond the defaults survive a round trip with regenerated projections: the
+// orthonormal A and B are redrawn bit-identically, and a fixed α comes back as a buffer.
+TEST_F(Checkpoint, OrthonormalProjectionsAndAFixedScaleRoundTrip) {
+  tlora::InjectConfig config = qv(AdapterKind::TLoRA);
+  config.adapter.init = tlora::InitScheme::Orthonormal;
+  config.adapter.train_scale = false;
+  config.adapter.scale = 0.25;
+  TinyEncoder saved = base_model();
+  const tlora::InjectReport injected = tlora::inject(*saved, config);
+  {
+    at::manual_seed(9);
+    c10::NoGradGuard no_grad;
+    for (auto& p : saved->parameters())
+      if (p.requires_grad()) p.add_(at::randn_like(p) * 0.1);
+  }
+  const fs::path dir = save(saved, injected, dir_ / "ortho", /*store_projections=*/false);
+  const nlohmann::ordered_json c = read_config(dir);
+  EXPECT_EQ(c["init"], "orthonormal");
+  EXPECT_EQ(c["train_scale"], false);
+  EXPECT_FALSE(file_keys(dir).count(kQuery0 + ".scale")) << "a fixed α is regenerated, not stored";
+
+  TinyEncoder loaded = base_model();
+  tlora::load_adapter(*loaded, dir);
+  const at::Tensor x = input();
+  EXPECT_TRUE(at::equal(loaded(x), saved(x)));
+  EXPECT_EQ(trainable_names(*loaded), trainable_names(*saved));
+  for (const std::string& name : trainable_names(*loaded)) EXPECT_FALSE(name.ends_with(".scale")) << name;
+  const auto buffers = loaded->blocks[0]->attention->self->query->adapter("default")->named_buffers();
+  EXPECT_EQ(buffers["scale"].item<double>(), 0.25);
+}
+
 // docs/checkpoints.md's base_checksum, computed from its description: FNV-1a-64 over "weight",
 // NUL, the dtype name, the number of dimensions and the sizes as int64, and the bytes.
 std::string documented_base_checksum(const at::Tensor& weight) {
@@ -263,6 +294,7 @@ TEST_F(Checkpoint, ConfigHasTheDocumentedFields) {
   EXPECT_EQ(c["dropout"], 0.0);
   EXPECT_EQ(c["dropout_position"], "output");
   EXPECT_EQ(c["init"], "paper");
+  EXPECT_EQ(c["train_scale"], true);
   EXPECT_EQ(c["seed"], 7);
   EXPECT_EQ(c["strategy"], "auto");
   EXPECT_FALSE(c.contains("vera_d_initial")) << "VeRA's own option is written only for VeRA";

@@ -3,6 +3,7 @@
 #include "tolerance.h"
 #include "tlora/adapters/inject.h"
 #include "tlora/adapters/tlora_linear.h"
+#include "tlora/core/projections.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -46,6 +47,56 @@ TEST(TLoRALinear, InitSchemesHaveTheDocumentedSpread) {
   TLoRALinear unit(TLoRALinearOptions(in, out, r).init(tlora::InitScheme::Unit));
   EXPECT_NEAR(unit->down.std().item<double>(), 1 / std::sqrt(double(in)), 0.003);
   EXPECT_NEAR(unit->up.std().item<double>(), 1 / std::sqrt(double(r)), 0.01);
+}
+
+// Orthonormal draws: A·Aᵀ = (in/(3r))·I and BᵀB = I/3 up to float32 rounding of the stored values
+// (Gram–Schmidt runs in float64), from the same streams as the paper's Gaussian draws.
+TEST(TLoRALinear, OrthonormalInitHasOrthogonalRowsAtThePapersScale) {
+  const int64_t in = 96, out = 64, r = 16;
+  TLoRALinear ortho(TLoRALinearOptions(in, out, r).init(tlora::InitScheme::Orthonormal).seed(7).name("q"));
+  const at::Tensor a = ortho->down.to(at::kDouble), b = ortho->up.to(at::kDouble);
+  const double a_sq = in / (3.0 * r), b_sq = 1.0 / 3.0;
+  const at::Tensor aat = a.mm(a.t()), btb = b.t().mm(b);
+  EXPECT_LT((aat - a_sq * at::eye(r, at::kDouble)).abs().max().item<double>(),
+            tlora::testing::rounding_tolerance(at::kFloat, a_sq, in));
+  EXPECT_LT((btb - b_sq * at::eye(r, at::kDouble)).abs().max().item<double>(),
+            tlora::testing::rounding_tolerance(at::kFloat, b_sq, out));
+  TLoRALinear again(TLoRALinearOptions(in, out, r).init(tlora::InitScheme::Orthonormal).seed(7).name("q"));
+  EXPECT_TRUE(at::equal(ortho->down, again->down) && at::equal(ortho->up, again->up));
+  // The first row is the paper's first Gaussian row, normalised: the same stream.
+  TLoRALinear paper(TLoRALinearOptions(in, out, r).seed(7).name("q"));
+  const at::Tensor row = paper->down[0].to(at::kDouble);
+  EXPECT_TRUE(at::allclose(a[0], row / row.norm() * std::sqrt(a_sq), 1e-6, 1e-6));
+  EXPECT_THROW(
+      {
+        try {
+          tlora::draw_projections(8, 64, 16, tlora::InitScheme::Orthonormal, 1, "narrow", at::kFloat);
+        } catch (const c10::Error& e) {
+          EXPECT_NE(std::string(e.what_without_backtrace()).find("'narrow'"), std::string::npos);
+          EXPECT_NE(std::string(e.what_without_backtrace()).find("rank 16"), std::string::npos);
+          throw;
+        }
+      },
+      c10::Error);
+}
+
+// With train_scale off α is a buffer at scale_init: not trained, not counted, not in the optimiser.
+TEST(TLoRALinear, FixedScaleIsABufferThatNeverMoves) {
+  TLoRALinear layer(TLoRALinearOptions(16, 12, 4).scale_init(0.5).train_scale(false).name("fc"));
+  std::vector<std::string> params;
+  for (const auto& p : layer->named_parameters()) params.push_back(p.key());
+  EXPECT_EQ(params, (std::vector<std::string>{"weight", "bias", "default.core"}));
+  EXPECT_EQ(layer->adapter_parameter_count(), 4 * 4);
+  ASSERT_TRUE(layer->named_buffers().contains("default.scale"));
+  EXPECT_FALSE(layer->scale.requires_grad());
+  torch::optim::Adam opt(tlora::trainable_parameters(*layer), torch::optim::AdamOptions(0.1));
+  for (int step = 0; step < 3; ++step) {
+    opt.zero_grad();
+    layer(at::randn({5, 16})).pow(2).sum().backward();
+    opt.step();
+  }
+  EXPECT_EQ(layer->scale.item<double>(), 0.5);
+  EXPECT_GT(layer->core.abs().sum().item<double>(), 0) << "the core did not train";
 }
 
 TEST(TLoRALinear, ProjectionsDependOnSeedAndNameOnly) {

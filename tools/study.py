@@ -9,6 +9,17 @@ with the dev-picked epoch beside it (the paper's way). 6 epochs, max length 128,
 
     phase 1a  head-only learning-rate sweep per task: fixes each task's head learning rate
     phase 1b  every method's learning-rate sweep, with the task's head learning rate
+    phase 3   TLoRA's design space from its phase-1b best (seed 1): rank 8-128, each at three
+              learning rates around the best; then, from the best rank and rate, one factor at a
+              time: orthonormal A and B, no dropout, a fixed α, all six linears of each layer at
+              about the same trainable count
+    phase 2   the table: every method at its selected configuration with seeds 2 and 3 (seed 1 is
+              in the ledger), TLoRA at its best recipe from phases 1b and 3, LoRA also at r=1, r=4
+    phase 4   paper-length runs on MRPC and RTE (30 epochs, seed 1): the paper preset as it is, and
+              LoRA r=8 at its selected rates
+
+Phase 3 runs before phase 2 because phase 2 takes TLoRA's recipe from it. Tasks run side by side
+(MRPC and STS-B first, RTE, where nothing beats chance in phase 1b, last), each job on one core.
 
 The ledger: every finished run's results.json, metrics.jsonl and config.json are copied to
 --ledger (results/study/ by default, committed as they land); a run whose files are there is
@@ -18,18 +29,24 @@ jobs:
 
     git worktree add ../study-build HEAD && (cd ../study-build && scripts/build.sh tlora-glue)
     ~/.cache/tlora/venv/bin/python tools/study.py --binary ../study-build/build/examples/glue/tlora-glue --jobs 2
+    # phase 3 needs tlora-glue's --init and --train-scale: a later build for it (the same maths)
+    ~/.cache/tlora/venv/bin/python tools/study.py ... --design-binary ../study-build-2/build/examples/glue/tlora-glue
     ~/.cache/tlora/venv/bin/python tools/study.py --report     # the tables of what has landed
 """
 import argparse
 import concurrent.futures
+import math
 import json
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TASKS = ["mrpc", "rte", "stsb"]
+PIPELINE_ORDER = ["mrpc", "stsb", "rte"]
+LENGTH_TASKS = ["mrpc", "rte"]  # phase 4  # phases 2-3: where phase 1b tells the methods apart first
 COMMON = ["--epochs", "6", "--max-seq-length", "128", "--validation-split", "0.1"]
 # STS-B's head still improved at the top of each sweep (3e-2, then 0.3), so its sweep goes on upwards.
 HEAD_LRS = {"mrpc": [3e-3, 1e-2, 3e-2], "rte": [3e-3, 1e-2, 3e-2], "stsb": [3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]}
@@ -43,10 +60,59 @@ SWEEPS = {
     "full": [3e-5],
 }
 FILES = ["results.json", "metrics.jsonl", "config.json"]
+# Learning rates of phase 3's rank sweep: the best rate at r=32 and its neighbours on this ladder.
+LR_LADDER = [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1]
+RANKS = [8, 16, 64, 128]
+ALL_LINEARS = ["query", "key", "value", "output.dense", "intermediate.dense"]
+# TLoRA on all six linears of a layer (query, key, value, attention output, intermediate, output)
+# at rank r/√3 trains about what query,value at rank r do: at r=32, 36 × (18² + 1) = 11,700
+# against 12 × (32² + 1) = 12,300 adapter parameters.
 
 
-def run_name(task, method, lr, seed):
-    return f"{task}-{method}-lr{lr:g}-seed{seed}"
+def run_name(task, method, lr, seed, variant=""):
+    return f"{task}-{method}{variant}-lr{lr:g}-seed{seed}"
+
+
+class Recipe:
+    """A TLoRA configuration of phase 3: its tlora-glue options and the variant in its run name."""
+
+    def __init__(self, rank=32, lr=None, init="paper", dropout=0.5, train_scale=True, targets=None):
+        self.rank, self.lr, self.init, self.dropout = rank, lr, init, dropout
+        self.train_scale, self.targets = train_scale, targets
+
+    def replace(self, **changes):
+        r = Recipe(self.rank, self.lr, self.init, self.dropout, self.train_scale, self.targets)
+        for key, value in changes.items():
+            setattr(r, key, value)
+        return r
+
+    def is_default(self):
+        """What phase 1b ran: tlora-glue's TLoRA at r=32, which the old binary runs too."""
+        return (self.rank, self.init, self.dropout, self.train_scale, self.targets) == (32, "paper", 0.5, True, None)
+
+    def variant(self):
+        if self.is_default():
+            return ""
+        v = f"-r{self.rank}"
+        if self.init != "paper":
+            v += f"-{self.init}"
+        if self.dropout != 0.5:
+            v += f"-dropout{self.dropout:g}"
+        if not self.train_scale:
+            v += "-fixedscale"
+        if self.targets:
+            v += "-all"
+        return v
+
+    def options(self):
+        o = ["--method", "tlora", "--lr", str(self.lr)]
+        if self.is_default():
+            return o
+        o += ["--rank", str(self.rank), "--init", self.init, "--dropout", str(self.dropout),
+              "--train-scale", "true" if self.train_scale else "false"]
+        if self.targets:
+            o += ["--targets", ",".join(self.targets)]
+        return o
 
 
 def score(results, key="validation_metrics"):
@@ -62,17 +128,19 @@ class Grid:
         self.ledger = Path(args.ledger)
         self.runs = Path(args.runs_dir)
         self.runs.mkdir(parents=True, exist_ok=True)
+        self.pool = concurrent.futures.ThreadPoolExecutor(args.jobs)
 
     def landed(self, name):
         path = self.ledger / name / "results.json"
         return json.loads(path.read_text()) if path.exists() else None
 
-    def run(self, name, options):
+    def run(self, name, options, binary=None):
         """Runs one configuration (or finds it in the ledger) and returns its results.json."""
         if (done := self.landed(name)) is not None:
             return done
         out = self.runs / name
-        command = [self.args.binary, *options, *COMMON, "--precision", self.args.precision,
+        common = COMMON if "--epochs" not in options else [o for o in COMMON if o not in ("--epochs", "6")]
+        command = [binary or self.args.binary, *options, *common, "--precision", self.args.precision,
                    "--threads", str(self.args.threads), "--output-dir", str(out)]
         if (out / "checkpoint").exists():
             command.append("--resume")
@@ -94,10 +162,11 @@ class Grid:
               f"{results['train_seconds']:.0f} s", flush=True)
         return results
 
-    def run_all(self, jobs):
-        with concurrent.futures.ThreadPoolExecutor(self.args.jobs) as pool:
-            futures = {name: pool.submit(self.run, name, options) for name, options in jobs}
-            return {name: f.result() for name, f in futures.items()}
+    def run_all(self, jobs, binary=None):
+        """Runs (name, options) or (name, options, binary) jobs on the shared pool and waits for them."""
+        futures = {job[0]: self.pool.submit(self.run, job[0], job[1], job[2] if len(job) > 2 else binary)
+                   for job in jobs}
+        return {name: f.result() for name, f in futures.items()}
 
     def head_lrs(self):
         """Phase 1a: each task's head learning rate, by head-only validation score."""
@@ -119,27 +188,119 @@ class Grid:
                 for t in TASKS if t in head_lrs for m, lrs in SWEEPS.items() for lr in lrs]
         return self.run_all(jobs)
 
+    def best(self, results):
+        """The (score, key) of the best landed result by validation score, or None."""
+        scored = [(score(r), key) for key, r in results.items() if r is not None]
+        return max(scored, key=lambda s: s[0]) if scored else None
+
+    def selected_lr(self, task, method, lrs):
+        found = self.best({lr: self.landed(run_name(task, method, lr, 1)) for lr in lrs})
+        return found[1] if found else None
+
+    def tlora_job(self, task, recipe, head_lr, seed=1):
+        """A TLoRA run; recipes beyond phase 1b's need the design binary's options."""
+        return (run_name(task, "tlora", recipe.lr, seed, recipe.variant()),
+                [*recipe.options(), "--task", task, "--head-lr", str(head_lr), "--seed", str(seed)],
+                None if recipe.is_default() else self.args.design_binary)
+
+    def tlora_runs(self, task, recipes, head_lr):
+        jobs = [self.tlora_job(task, r, head_lr) for r in recipes]
+        results = self.run_all(jobs)
+        return {r: results[job[0]] for r, job in zip(recipes, jobs)}
+
+    def design(self, task, head_lr):
+        """Phase 3 for one task; returns TLoRA's best recipe (phase 1b's r=32 included)."""
+        lr = self.selected_lr(task, "tlora", SWEEPS["tlora"])
+        if lr is None:
+            return None
+        base = Recipe(lr=lr)
+        i = LR_LADDER.index(lr)
+        ranked = [base.replace(rank=r, lr=x) for r in RANKS for x in LR_LADDER[max(i - 1, 0):i + 2]]
+        found = self.tlora_runs(task, ranked, head_lr)
+        found.update({base.replace(lr=x): self.landed(run_name(task, "tlora", x, 1)) for x in SWEEPS["tlora"]})
+        if self.best(found) is None:
+            return None
+        best = self.best(found)[1]
+        factors = [best.replace(init="orthonormal"), best.replace(dropout=0.0), best.replace(train_scale=False),
+                   best.replace(targets=ALL_LINEARS, rank=max(1, round(best.rank / math.sqrt(3))))]
+        found.update(self.tlora_runs(task, factors, head_lr))
+        return self.best(found)[1]
+
+    def table(self, task, head_lr, tlora_recipe):
+        """Phase 2 for one task: seeds 2 and 3 at each selected configuration, LoRA r=1 and r=4."""
+        seeds = [2, 3]
+        jobs = [self.tlora_job(task, tlora_recipe, head_lr, s) for s in seeds] if tlora_recipe else []
+        jobs += [(run_name(task, "head-only", head_lr, s), ["--task", task, "--method", "head-only", "--lr",
+                                                          str(head_lr), "--seed", str(s)]) for s in seeds]
+        for method in ["lora", "loraxs", "vera", "full"]:  # full last: the slowest by far
+            lr = self.selected_lr(task, method, SWEEPS[method])
+            if lr is None:
+                continue
+            jobs += [(run_name(task, method, lr, s), ["--task", task, "--method", method, "--lr", str(lr),
+                                                      "--head-lr", str(head_lr), "--seed", str(s)]) for s in seeds]
+            if method == "lora":
+                jobs += [(run_name(task, method, lr, s, f"-r{r}"),
+                          ["--task", task, "--method", method, "--rank", str(r), "--lr", str(lr),
+                           "--head-lr", str(head_lr), "--seed", str(s)]) for r in (1, 4) for s in [1, *seeds]]
+        self.run_all(jobs)
+
+    def length(self, task, head_lr):
+        """Phase 4: does length close the gap? The paper preset and LoRA r=8, 30 epochs, seed 1."""
+        lora_lr = self.selected_lr(task, "lora", SWEEPS["lora"])
+        jobs = [(f"{task}-tlora-paper-epochs30-seed1",
+                 ["--task", task, "--method", "tlora", "--preset", "paper", "--epochs", "30", "--seed", "1"])]
+        if lora_lr is not None:
+            jobs.append((run_name(task, "lora", lora_lr, 1, "-epochs30"),
+                         ["--task", task, "--method", "lora", "--lr", str(lora_lr), "--head-lr", str(head_lr),
+                          "--epochs", "30", "--seed", "1"]))
+        self.run_all(jobs)
+
+    def pipeline(self, task, head_lr):
+        recipe = self.design(task, head_lr)
+        print(f"{task}: TLoRA's best recipe {recipe.variant() or '(r=32, phase 1b)'} at lr {recipe.lr:g}"
+              if recipe else f"{task}: no TLoRA recipe selected", flush=True)
+        self.table(task, head_lr, recipe)
+        if task in LENGTH_TASKS:
+            self.length(task, head_lr)
+
+
+def describe(config):
+    """A run's method and its options beyond phase 1b's, e.g. "tlora r=64 orthonormal"."""
+    parts = [config["method"]]
+    if config.get("rank"):
+        parts.append(f"r={config['rank']}")
+    if config.get("init", "paper") != "paper":
+        parts.append(config["init"])
+    if config["method"] == "tlora" and config.get("dropout") != 0.5:
+        parts.append(f"dropout {config['dropout']:g}")
+    if not config.get("train_scale", True):
+        parts.append("fixed α")
+    if config.get("targets") and config["targets"] != ["query", "value"]:
+        parts.append("all linears")
+    return " ".join(parts)
+
 
 def report(ledger):
-    """Phase 1's tables from the ledger: validation and dev scores per learning rate."""
+    """The tables of the ledger: validation and dev scores of every run."""
     rows = []
     for path in sorted(Path(ledger).glob("*/results.json")):
         r = json.loads(path.read_text())
         config = json.loads((path.parent / "config.json").read_text())
-        rows.append((r["task"], r["method"], config["lr"], config["head_lr"], r["trainable_params"],
-                     score(r), r["best_epoch"], score(r, "metrics"), r["best_dev_epoch"],
+        rows.append((r["task"], describe(config), config["seed"], config["lr"], config["head_lr"],
+                     r["trainable_params"], score(r), r["best_epoch"], score(r, "metrics"), r["best_dev_epoch"],
                      score(r, "best_dev_metrics"), r["train_seconds"]))
-    print("| task | method | lr | head lr | trainable | validation score (epoch) | dev at that epoch | "
+    print("| task | configuration | seed | lr | head lr | trainable | validation score (epoch) | dev at that epoch | "
           "dev, epoch picked on dev (paper's way) | train s |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for t, m, lr, hlr, n, v, e, d, de, dd, s in rows:
-        print(f"| {t} | {m} | {lr:g} | {hlr:g} | {n:,} | {100 * v:.1f} ({e}) | {100 * d:.1f} | "
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for t, c, seed, lr, hlr, n, v, e, d, de, dd, s in rows:
+        print(f"| {t} | {c} | {seed} | {lr:g} | {hlr:g} | {n:,} | {100 * v:.1f} ({e}) | {100 * d:.1f} | "
               f"{100 * dd:.1f} ({de}) | {s:.0f} |")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--binary", default=str(REPO / "build/examples/glue/tlora-glue"))
+    p.add_argument("--design-binary", help="tlora-glue for phase 3's options (default: --binary)")
     p.add_argument("--runs-dir", default=str(REPO / "runs/study"))
     p.add_argument("--ledger", default=str(REPO / "results/study"))
     p.add_argument("--jobs", type=int, default=2, help="runs at once (give each a core)")
@@ -155,6 +316,13 @@ def main():
     head_lrs = grid.head_lrs()
     print(f"head learning rates: {head_lrs}", flush=True)
     grid.sweep(head_lrs)
+    args.design_binary = args.design_binary or args.binary
+    drivers = [threading.Thread(target=grid.pipeline, args=(t, head_lrs[t])) for t in PIPELINE_ORDER if t in head_lrs]
+    for d in drivers:
+        d.start()
+    for d in drivers:
+        d.join()
+    grid.pool.shutdown()
     report(args.ledger)
     return 0
 

@@ -82,6 +82,13 @@ void add_options(CLI::App& app, RunConfig& c) {
                  "adapter dropout: on TLoRA's output, on the input of LoRA/VeRA (default per method: "
                  "tlora 0.5, lora 0.1, others 0)")
       ->check(CLI::Range(0.0, 0.999));
+  app.add_option("--init", c.init,
+                 "TLoRA: how the fixed A and B are drawn: paper (Gaussian, the paper's scale), unit "
+                 "(Gaussian, variance preserving) or orthonormal (orthonormal rows of A and columns "
+                 "of B at the paper's scale)")
+      ->check(CLI::IsMember({"paper", "unit", "orthonormal"}))->capture_default_str();
+  app.add_option("--train-scale", c.train_scale, "TLoRA: train α (true) or keep it at --scale (false)")
+      ->capture_default_str();
   app.add_option("--lr", c.lr, "peak learning rate of the adapter (or of every weight for full) "
                                "(default per method: tlora 1e-3, lora 5e-4, vera 4e-3, full 2e-5)")
       ->check(kPositive);
@@ -160,6 +167,10 @@ void finalize(const CLI::App& app, RunConfig& c) {
   if (!given(app, "--lr")) c.lr = d.lr;
   if (!given(app, "--head-lr")) c.head_lr = c.lr;
   const bool adapter = c.method != "full" && c.method != "head-only";
+  if (c.method != "tlora") {
+    for (const char* option : {"--init", "--train-scale"})
+      if (given(app, option)) throw CLI::ValidationError(option, "is TLoRA's; it has no effect with --method " + c.method);
+  }
   if (adapter && c.targets.empty()) throw CLI::ValidationError("--targets", "no module to adapt");
   if (!adapter) {
     for (const char* option : {"--rank", "--scale", "--dropout", "--targets"})
@@ -195,6 +206,8 @@ nlohmann::ordered_json to_json(const RunConfig& c) {
   j["rank"] = c.rank;
   j["scale"] = c.scale;
   j["dropout"] = c.dropout;
+  j["init"] = c.init;
+  j["train_scale"] = c.train_scale;
   j["lr"] = c.lr;
   j["head_lr"] = c.head_lr;
   j["epochs"] = c.epochs;

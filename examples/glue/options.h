@@ -22,6 +22,8 @@ struct RunConfig {
   int64_t rank = 32;
   double scale = 1.0;  // TLoRA's initial α; LoRA's lora_alpha
   double dropout = 0.5;
+  std::string init = "paper";  // TLoRA: how A and B are drawn (tlora::InitScheme's names)
+  bool train_scale = true;     // TLoRA: α trained, or fixed at --scale
   double lr = 1e-3;
   double head_lr = 1e-3;
   int64_t epochs = 3;

@@ -87,9 +87,10 @@ double answer_accuracy(tlora::models::LlamaForCausalLMImpl& model, const tlora::
   return static_cast<double>(right) / static_cast<double>(examples.size());
 }
 
-// A batch right-padded to its longest example (labels -100 on the padding).
+// A batch right-padded to its longest example. targets[t] is the label of token t+1, the token
+// position t predicts (-100 where nothing is learned: prompts, padding, the last position).
 struct Batch {
-  at::Tensor ids, mask, labels;
+  at::Tensor ids, mask, targets;
   int64_t tokens = 0;
 };
 
@@ -102,7 +103,8 @@ Batch collate(const std::vector<sft::Example>& examples, std::span<const int64_t
     const sft::Example& e = examples[static_cast<size_t>(indices[static_cast<size_t>(row)])];
     const auto len = static_cast<int64_t>(e.ids.size());
     b.ids[row].slice(0, 0, len).copy_(at::tensor(e.ids, at::kLong));
-    b.labels[row].slice(0, 0, len).copy_(at::tensor(e.labels, at::kLong));
+    // Shifting the few labels here rather than the [n, l, vocab] logits in the loss saves copying them.
+    b.targets[row].slice(0, 0, len - 1).copy_(at::tensor(at::ArrayRef<int64_t>(e.labels).slice(1), at::kLong));
     b.mask[row].slice(0, 0, len).fill_(1);
     b.tokens += len;
   }
@@ -110,9 +112,9 @@ Batch collate(const std::vector<sft::Example>& examples, std::span<const int64_t
 }
 
 // Each position predicts the next token; the loss counts the answers' tokens only.
-at::Tensor answer_loss(const at::Tensor& logits, const at::Tensor& labels, at::Reduction::Reduction reduction) {
-  return at::cross_entropy_loss(logits.slice(1, 0, -1).reshape({-1, logits.size(-1)}).to(at::kFloat),
-                                labels.slice(1, 1).reshape(-1), {}, reduction, -100);
+at::Tensor answer_loss(const at::Tensor& logits, const at::Tensor& targets, at::Reduction::Reduction reduction) {
+  return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat), targets.reshape(-1), {},
+                                reduction, -100);
 }
 
 // The mean loss per answer token over `examples`, as training counts it, without dropout.
@@ -128,8 +130,8 @@ double validation_loss(tlora::models::LlamaForCausalLM& model, const std::vector
   int64_t answer_tokens = 0;
   for (const auto& indices : tlora::glue::eval_batches(lengths, 16)) {
     const Batch batch = collate(examples, indices, pad);
-    sum += answer_loss(model(batch.ids, batch.mask), batch.labels, at::Reduction::Sum).item<double>();
-    answer_tokens += batch.labels.slice(1, 1).ne(-100).sum().item<int64_t>();
+    sum += answer_loss(model(batch.ids, batch.mask), batch.targets, at::Reduction::Sum).item<double>();
+    answer_tokens += batch.targets.ne(-100).sum().item<int64_t>();
   }
   return sum / static_cast<double>(answer_tokens);
 }
@@ -315,7 +317,7 @@ class Trainer {
     {
       std::optional<tlora::AutocastGuard> autocast;
       if (bf16_) autocast.emplace(at::kCPU);
-      loss = answer_loss(model_(batch.ids, batch.mask), batch.labels, at::Reduction::Mean);
+      loss = answer_loss(model_(batch.ids, batch.mask), batch.targets, at::Reduction::Mean);
     }
     const double value = loss.item<double>();
     if (!std::isfinite(value)) {

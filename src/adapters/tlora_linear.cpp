@@ -88,6 +88,7 @@ void TLoRALinearImpl::reset_adapter() {
   adapter.kind = AdapterKind::TLoRA;
   adapter.rank = o.rank();
   adapter.scale = o.scale_init();
+  adapter.train_scale = o.train_scale();
   adapter.dropout = o.dropout();
   adapter.dropout_position = o.dropout_position();
   adapter.init = o.init();
@@ -100,7 +101,7 @@ void TLoRALinearImpl::reset_adapter() {
   down = buffers["down"];
   up = buffers["up"];
   core = parameters["core"];
-  scale = parameters["scale"];
+  scale = o.train_scale() ? parameters["scale"] : buffers["scale"];
   original_weight_ = at::Tensor();
 }
 
@@ -149,7 +150,9 @@ void TLoRALinearImpl::unmerge() {
   merged_ = false;
 }
 
-int64_t TLoRALinearImpl::adapter_parameter_count() const { return core.numel() + scale.numel(); }
+int64_t TLoRALinearImpl::adapter_parameter_count() const {
+  return core.numel() + (tlora_options_.train_scale() ? scale.numel() : 0);
+}
 
 void TLoRALinearImpl::pretty_print(std::ostream& stream) const {
   const auto& o = tlora_options_;

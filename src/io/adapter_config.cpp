@@ -31,7 +31,7 @@ constexpr std::array<std::pair<std::string_view, at::ScalarType>, 4> kDtypes{{
     {"bfloat16", at::kBFloat16},
 }};
 constexpr std::array kPositions{DropoutPosition::Output, DropoutPosition::Input};
-constexpr std::array kSchemes{InitScheme::Paper, InitScheme::Unit};
+constexpr std::array kSchemes{InitScheme::Paper, InitScheme::Unit, InitScheme::Orthonormal};
 constexpr std::array kStrategies{Strategy::Auto, Strategy::Factored, Strategy::Merged};
 
 using Fields = BasicJsonFields<json>;
@@ -74,6 +74,7 @@ std::string format_adapter_config(const AdapterConfig& c) {
   j["kind"] = to_string(o.kind);
   j["rank"] = o.rank;
   j["scale"] = o.scale;
+  j["train_scale"] = o.train_scale;
   j["dropout"] = o.dropout;
   j["dropout_position"] = to_string(o.dropout_position);
   j["init"] = to_string(o.init);
@@ -129,6 +130,7 @@ AdapterConfig parse_adapter_config(const fs::path& file, std::string_view text) 
   const Method& kind_method = method(o.kind);
   o.rank = f.required_integer("rank", 1);
   o.scale = f.required_number("scale");
+  f.boolean("train_scale", o.train_scale);  // absent in configs written before it existed: trained
   o.dropout = f.required_number("dropout");
   if (!(o.dropout >= 0.0 && o.dropout < 1.0)) f.fail("dropout", "must be in [0, 1), not ", o.dropout);
   o.dropout_position = choice(f, "dropout_position", kPositions);

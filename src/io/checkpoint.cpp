@@ -56,6 +56,7 @@ std::string differing_option(const AdapterOptions& a, const AdapterOptions& b) {
   if (a.dropout != b.dropout) return "dropout";
   if (a.dropout_position != b.dropout_position) return "dropout_position";
   if (a.init != b.init) return "init";
+  if (a.train_scale != b.train_scale) return "train_scale";
   if (a.seed != b.seed) return "seed";
   if (a.strategy != b.strategy) return "strategy";
   for (const detail::MethodOption& o : method.own_options()) {

@@ -64,6 +64,8 @@ struct AdapterOptions {
   int64_t rank = 8;
   /// TLoRA: initial α. LoRA: lora_alpha (ΔW is scaled by alpha/r). Unused by VeRA and LoRA-XS.
   double scale = 1.0;
+  /// TLoRA only: whether α is trained (a parameter) or stays at `scale` (a buffer).
+  bool train_scale = true;
   /// Dropout probability in [0, 1), training mode only.
   double dropout = 0.0;
   /// TLoRA only: where dropout applies. LoRA and VeRA drop the input, as PEFT does.

@@ -31,8 +31,10 @@ struct TLoRALinearOptions {
   TORCH_ARG(int64_t, rank);
   /// Whether the base layer has a bias.
   TORCH_ARG(bool, bias) = true;
-  /// Initial value of the learnable scale α.
+  /// Initial value of the scale α.
   TORCH_ARG(double, scale_init) = 1.0;
+  /// Whether α is trained (parameter `default.scale`) or stays at scale_init (a buffer).
+  TORCH_ARG(bool, train_scale) = true;
   /// Adapter dropout probability in [0, 1), active in training mode only.
   TORCH_ARG(double, dropout) = 0.0;
   /// Whether dropout applies to the adapter's output (the paper) or its input.
@@ -85,7 +87,7 @@ class TLoRALinearImpl : public AdaptableLinearImpl {
   /// Whether ΔW is currently folded into the weight.
   bool merged() const { return merged_; }
 
-  /// Number of trainable adapter parameters: r² + 1.
+  /// Number of trainable adapter parameters: r² + 1 (r² with train_scale off).
   int64_t adapter_parameter_count() const;
 
   /// The tensors as the functional API takes them.
@@ -105,7 +107,7 @@ class TLoRALinearImpl : public AdaptableLinearImpl {
   at::Tensor up;
   /// Trainable core M, r×r (the adapter's parameter).
   at::Tensor core;
-  /// Trainable scale α, 0-dim (the adapter's parameter).
+  /// Scale α, 0-dim (the adapter's parameter, or its buffer when train_scale is off).
   at::Tensor scale;
 
  private:

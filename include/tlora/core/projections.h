@@ -18,9 +18,13 @@ enum class InitScheme {
   Paper,
   /// Variance preserving: std 1/√in for A and 1/√r for B.
   Unit,
+  /// Random orthonormal rows of A and columns of B (the paper's Gaussian draws, orthonormalised),
+  /// scaled to the paper's expected norms: rows of A of norm √(in/(3r)), columns of B of norm
+  /// 1/√3. Needs r ≤ in and r ≤ out.
+  Orthonormal,
 };
 
-/// Lower-case name of an init scheme ("paper", "unit").
+/// Lower-case name of an init scheme ("paper", "unit", "orthonormal").
 std::string_view to_string(InitScheme scheme);
 
 /// A (r×in) and B (out×r).
@@ -32,7 +36,7 @@ struct Projections {
 };
 
 /// Draws A from stream `name + "/down"` and B from `name + "/up"` under `seed`, in the dtype and
-/// on the device of `options`.
+/// on the device of `options`; the same values on every machine for every scheme.
 Projections draw_projections(int64_t in_features, int64_t out_features, int64_t rank,
                              InitScheme scheme, uint64_t seed, std::string_view name,
                              const at::TensorOptions& options);

@@ -1,4 +1,5 @@
-// TLoRA: ΔW = α·B·M·A with A, B fixed Gaussian (drawn from the layer path), M and α trainable.
+// TLoRA: ΔW = α·B·M·A with A, B fixed (drawn from the layer path), M trainable, α trainable unless
+// train_scale is off.
 #include "adapters/method.h"
 
 #include <ATen/ops/full.h>
@@ -28,7 +29,9 @@ TLoRAAdapter::TLoRAAdapter(const AdapterOptions& options, const std::string& pat
   down_ = register_buffer("down", std::move(p.down));
   up_ = register_buffer("up", std::move(p.up));
   core_ = register_parameter("core", at::zeros({r, r}, weight.options()));
-  scale_ = register_parameter("scale", at::full({}, options.scale, weight.options()));
+  at::Tensor scale = at::full({}, options.scale, weight.options());
+  scale_ = options.train_scale ? register_parameter("scale", std::move(scale))
+                               : register_buffer("scale", std::move(scale));
 }
 
 at::Tensor TLoRAAdapter::forward(const at::Tensor& x, const BaseLinear& base) {
