@@ -29,8 +29,11 @@ jobs:
 
     git worktree add ../study-build HEAD && (cd ../study-build && scripts/build.sh tlora-glue)
     ~/.cache/tlora/venv/bin/python tools/study.py --binary ../study-build/build/examples/glue/tlora-glue --jobs 2
-    # phase 3 needs tlora-glue's --init and --train-scale: a later build for it (the same maths)
-    ~/.cache/tlora/venv/bin/python tools/study.py ... --design-binary ../study-build-2/build/examples/glue/tlora-glue
+    # phase 3 needs tlora-glue's --init and --train-scale (commit 9add3bb; the same numbers for
+    # phase 1b's options, checked): a frozen copy of a build with its libraries beside it
+    mkdir -p ../study-bin/9add3bb/lib && cp build/examples/glue/tlora-glue ../study-bin/9add3bb/tlora-glue.bin \
+        && cp build/src/libtlora_*.so ../study-bin/9add3bb/lib/   # + the wrapper that sets LD_LIBRARY_PATH
+    ~/.cache/tlora/venv/bin/python tools/study.py ... --design-binary ../study-bin/9add3bb/tlora-glue
     ~/.cache/tlora/venv/bin/python tools/study.py --report     # the tables of what has landed
 """
 import argparse
