@@ -9,11 +9,11 @@
 #include "train_bench.h"
 #include "tlora/adapters/inject.h"
 #include "tlora/core/precision.h"
+#include "tlora/models/causal_lm_loss.h"
 #include "tlora/models/llama.h"
 #include "tlora/models/packaged.h"
 
 #include <ATen/Parallel.h>
-#include <ATen/ops/cross_entropy_loss.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/randint.h>
 #include <CLI/CLI.hpp>
@@ -39,8 +39,7 @@ const std::vector<std::string> kMethods = {"lora", "tlora"};
 // PEFT's usual target_modules for LLaMA: every projection of attention and MLP.
 const std::vector<std::string> kTargets = {"q_proj", "k_proj", "v_proj", "o_proj",
                                            "gate_proj", "up_proj", "down_proj"};
-// Targets that take no part in the loss (PyTorch's and transformers' ignore_index).
-constexpr int64_t kIgnore = -100;
+constexpr int64_t kIgnore = models::kIgnoreIndex;
 
 struct Settings : tlora::bench::TrainSettings {
   std::filesystem::path model;
@@ -56,14 +55,18 @@ struct Batch {
 // The ids are drawn first after seeding, from the default generator, so that
 // hf_sft_baseline.py's torch.randint (the same LibTorch) draws the same ones; compare_sft.py
 // checks the sums. With loss "answer" the first half of every row is the prompt: only the
-// second half is predicted, as tlora-sft's loss counts the answers only.
+// second half is predicted, as tlora-sft's loss counts the answers only; with "label" only the
+// last two tokens are, the shape of the GLUE tasks as instructions (a one-word answer and the
+// end of the turn).
 Batch make_batch(const Shape& s, int64_t vocab, uint64_t seed, const std::string& loss) {
   torch::manual_seed(seed);
   Batch b;
   b.input_ids = at::randint(vocab, {s.batch, s.seq}, at::kLong);
   // Position t predicts token t + 1. Shifted once here rather than by slicing the logits every
   // step (a copy of them), as transformers' loss shifts the labels.
-  const int64_t first = loss == "answer" ? std::max<int64_t>(s.seq / 2, 1) : 1;  // first predicted
+  const int64_t first = loss == "answer" ? std::max<int64_t>(s.seq / 2, 1)  // the first predicted
+                        : loss == "label" ? std::max<int64_t>(s.seq - 2, 1)
+                                          : 1;
   b.targets = at::full({s.batch, s.seq}, kIgnore, at::kLong);
   b.targets.slice(1, first - 1, s.seq - 1).copy_(b.input_ids.slice(1, first));
   return b;
@@ -109,9 +112,7 @@ Trainee make_trainee(const std::string& method, const Settings& s) {
 // One full training step; adds each phase's seconds to `phases`.
 void train_step(Trainee& t, const Batch& b, tlora::bench::Phases& phases) {
   tlora::bench::timed_step(t, phases, [&] {
-    const at::Tensor logits = t.model->forward(b.input_ids);
-    return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat),
-                                  b.targets.reshape(-1), {}, at::Reduction::Mean, kIgnore);
+    return models::causal_lm_loss(*t.model, b.input_ids, {}, b.targets);
   });
 }
 
@@ -175,8 +176,9 @@ int run(int argc, char** argv) {
   app.add_option("--shape", shape_texts, "B,T: batch and sequence length (repeatable; default 8,128)");
   app.add_option("--methods", methods, "which of lora, tlora (default: both)")
       ->check(CLI::IsMember(kMethods));
-  app.add_option("--loss", s.loss, "answer (the second half of every row) or all positions")
-      ->check(CLI::IsMember({"answer", "all"}))->capture_default_str();
+  app.add_option("--loss", s.loss,
+                 "answer (the second half of every row), label (its last two tokens) or all positions")
+      ->check(CLI::IsMember({"answer", "label", "all"}))->capture_default_str();
   tlora::bench::add_timing_options(app, s, threads, "seed of the batch and the adapters", true);
   std::string precision = "fp32";
   app.add_option("--precision", precision,

@@ -126,8 +126,10 @@ def main():
                         help="a GGUF file or a Hugging Face folder (default: the packaged SmolLM2)")
     parser.add_argument("--shape", action="append", help="B,T (repeatable; default 8,128)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--loss", choices=("answer", "all"), default="answer",
-                        help="positions the loss counts: the second half of every row (default), or all")
+    parser.add_argument("--loss", choices=("answer", "label", "all"), default="answer",
+                        help="positions the loss counts: the second half of every row (default), its last "
+                             "two tokens (a one-word answer and the end of turn, as the GLUE tasks as "
+                             "instructions), or all")
     add_run_arguments(parser, warmup=1, steps=1, json_default="bench_sft.json")
     args = parser.parse_args()
     shapes = shape_arguments(args)

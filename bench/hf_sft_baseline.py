@@ -72,10 +72,11 @@ class Trainee(hf_train_baseline.Trainee):
 
 def make_batch(batch_size, seq, vocab, seed, loss):
     """tlora-bench-sft's batch: the ids drawn first after seeding (the same LibTorch generator:
-    the same ids); with loss "answer" only the second half of every row is predicted."""
+    the same ids); with loss "answer" only the second half of every row is predicted, with
+    "label" only its last two tokens."""
     torch.manual_seed(seed)
     ids = torch.randint(vocab, (batch_size, seq))
-    first = max(seq // 2, 1) if loss == "answer" else 1  # the first predicted position
+    first = {"answer": max(seq // 2, 1), "label": max(seq - 2, 1)}.get(loss, 1)  # the first predicted position
     labels = ids.clone()
     labels[:, :first] = IGNORE
     return {"input_ids": ids, "labels": labels}
@@ -139,8 +140,9 @@ def main():
     parser.add_argument("--shape", type=parse_shape, action="append",
                         help="B,T: batch and sequence length (repeatable; default 8,128)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--loss", choices=("answer", "all"), default="answer",
-                        help="positions the loss counts: the second half of every row, or all")
+    parser.add_argument("--loss", choices=("answer", "label", "all"), default="answer",
+                        help="positions the loss counts: the second half of every row, its last two tokens "
+                             "(a one-word answer and the end of turn), or all")
     add_run_arguments(parser, warmup=1, steps=1, seed_help="seed of the batch and the adapters")
     args = parser.parse_args()
     args.model = args.model or pathlib.Path(packaged_model())

@@ -13,6 +13,7 @@
 #include "tlora/glue/batching.h"
 #include "tlora/io/atomic_file.h"
 #include "tlora/io/checkpoint.h"
+#include "tlora/models/causal_lm_loss.h"
 #include "tlora/models/generation.h"
 #include "tlora/models/llama.h"
 #include "tlora/models/lora_export.h"
@@ -21,7 +22,6 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
-#include <ATen/ops/cross_entropy_loss.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/tensor.h>
 #include <ATen/ops/zeros.h>
@@ -98,7 +98,7 @@ Batch collate(const std::vector<sft::Example>& examples, std::span<const int64_t
   size_t longest = 0;
   for (const int64_t i : indices) longest = std::max(longest, examples[static_cast<size_t>(i)].ids.size());
   const auto n = static_cast<int64_t>(indices.size()), l = static_cast<int64_t>(longest);
-  Batch b{at::full({n, l}, pad, at::kLong), at::zeros({n, l}, at::kLong), at::full({n, l}, -100, at::kLong)};
+  Batch b{at::full({n, l}, pad, at::kLong), at::zeros({n, l}, at::kLong), at::full({n, l}, tlora::models::kIgnoreIndex, at::kLong)};
   for (int64_t row = 0; row < n; ++row) {
     const sft::Example& e = examples[static_cast<size_t>(indices[static_cast<size_t>(row)])];
     const auto len = static_cast<int64_t>(e.ids.size());
@@ -109,12 +109,6 @@ Batch collate(const std::vector<sft::Example>& examples, std::span<const int64_t
     b.tokens += len;
   }
   return b;
-}
-
-// Each position predicts the next token; the loss counts the answers' tokens only.
-at::Tensor answer_loss(const at::Tensor& logits, const at::Tensor& targets, at::Reduction::Reduction reduction) {
-  return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat), targets.reshape(-1), {},
-                                reduction, -100);
 }
 
 // The mean loss per answer token over `examples`, as training counts it, without dropout.
@@ -130,8 +124,8 @@ double validation_loss(tlora::models::LlamaForCausalLM& model, const std::vector
   int64_t answer_tokens = 0;
   for (const auto& indices : tlora::glue::eval_batches(lengths, 16)) {
     const Batch batch = collate(examples, indices, pad);
-    sum += answer_loss(model(batch.ids, batch.mask), batch.targets, at::Reduction::Sum).item<double>();
-    answer_tokens += batch.targets.ne(-100).sum().item<int64_t>();
+    sum += tlora::models::causal_lm_loss(*model, batch.ids, batch.mask, batch.targets, at::Reduction::Sum).item<double>();
+    answer_tokens += batch.targets.ne(tlora::models::kIgnoreIndex).sum().item<int64_t>();
   }
   return sum / static_cast<double>(answer_tokens);
 }
@@ -317,7 +311,7 @@ class Trainer {
     {
       std::optional<tlora::AutocastGuard> autocast;
       if (bf16_) autocast.emplace(at::kCPU);
-      loss = answer_loss(model_(batch.ids, batch.mask), batch.targets, at::Reduction::Mean);
+      loss = tlora::models::causal_lm_loss(*model_, batch.ids, batch.mask, batch.targets);
     }
     const double value = loss.item<double>();
     if (!std::isfinite(value)) {
