@@ -37,6 +37,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iterator>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -58,8 +59,9 @@ std::string first_word(const std::string& text) {
   return w;
 }
 
-// The share of examples whose greedy answer starts with the expected answer's first word.
-double answer_accuracy(tlora::models::LlamaForCausalLMImpl& model, const tlora::text::ByteLevelBPETokenizer& tokenizer,
+// The share of examples whose greedy answer starts with the expected answer's first word, or
+// nothing when a stop signal arrived (checked between batches: scoring may take minutes).
+std::optional<double> answer_accuracy(tlora::models::LlamaForCausalLMImpl& model, const tlora::text::ByteLevelBPETokenizer& tokenizer,
                        const std::vector<sft::Example>& examples, int64_t eos, int64_t pad, bool bf16) {
   model.eval();
   tlora::models::GenerationOptions o;
@@ -72,6 +74,10 @@ double answer_accuracy(tlora::models::LlamaForCausalLMImpl& model, const tlora::
   constexpr size_t kBatch = 16;
   tlora::ProgressBar bar("evaluate", static_cast<int64_t>(examples.size()));
   for (size_t start = 0; start < examples.size(); start += kBatch) {
+    if (tlora::train::stop_requested()) {
+      bar.finish("interrupted");
+      return std::nullopt;
+    }
     std::vector<std::vector<int64_t>> prompts;
     const size_t end = std::min(examples.size(), start + kBatch);
     for (size_t i = start; i < end; ++i) {
@@ -141,6 +147,7 @@ class Trainer {
     if (o_.score_before && !validation_.empty() && !record_.accuracy_before) {
       tlora::DisableAdapters off(*model_);
       record_.accuracy_before = answer_accuracy(*model_, *text_.tokenizer, validation_, end_of_turn_, pad_, bf16_);
+      if (!record_.accuracy_before) return interrupted_while_scoring();
     }
     if (record_.accuracy_before)
       fmt::print("validation accuracy before fine-tuning (greedy answers): {:.1f}%\n", 100.0 * *record_.accuracy_before);
@@ -148,8 +155,7 @@ class Trainer {
       if (!train_epoch(epoch)) return sft::kExitInterrupted;
       end_epoch(epoch);
     }
-    finish();
-    return 0;
+    return finish() ? 0 : interrupted_while_scoring();
   }
 
  private:
@@ -348,7 +354,14 @@ class Trainer {
 
   void save() { checkpoint_.save(trainee(), state_, record_); }
 
-  void finish() {
+  int interrupted_while_scoring() const {
+    fmt::print(stderr, "tlora-sft: stopped by signal {} while scoring the greedy answers; nothing is lost: continue "
+               "with the same options and --resume\n", tlora::train::stop_requested());
+    return sft::kExitInterrupted;
+  }
+
+  // Scores the answers and writes the adapter and results.json; false when a stop signal came first.
+  bool finish() {
     nlohmann::json results = {{"method", o_.method}, {"rank", o_.rank}, {"lr", o_.lr}, {"epochs", o_.epochs},
                               {"steps", state_.global_step}, {"train_examples", train_.size()},
                               {"validation_examples", validation_.size()},
@@ -363,7 +376,9 @@ class Trainer {
     if (!validation_.empty()) {
       results["validation_loss"] = record_.epochs.back()["validation_loss"];
       if (record_.accuracy_before) results["accuracy_before"] = *record_.accuracy_before;
-      results["accuracy_after"] = answer_accuracy(*model_, *text_.tokenizer, validation_, end_of_turn_, pad_, bf16_);
+      const std::optional<double> after = answer_accuracy(*model_, *text_.tokenizer, validation_, end_of_turn_, pad_, bf16_);
+      if (!after) return false;
+      results["accuracy_after"] = *after;
       fmt::print("validation accuracy after fine-tuning (greedy answers): {:.1f}%\n",
                  100.0 * results["accuracy_after"].get<double>());
     }
@@ -376,6 +391,7 @@ class Trainer {
     tlora::write_file_atomically(results_file(), results.dump(2) + "\n");
     fmt::print("adapter in {}/adapter{}\n", o_.output_dir,
                o_.export_format.empty() ? "" : fmt::format(", exported to {}/{}", o_.output_dir, o_.export_format));
+    return true;
   }
 
   std::string results_file() const { return o_.output_dir + "/results.json"; }
