@@ -17,6 +17,9 @@ with the dev-picked epoch beside it (the paper's way). 6 epochs, max length 128,
               in the ledger), TLoRA at its best recipe from phases 1b and 3, LoRA also at r=1, r=4
     phase 4   paper-length runs on MRPC and RTE (30 epochs, seed 1): the paper preset as it is, and
               LoRA r=8 at its selected rates
+    phase 5   the final configurations on CoLA and a fixed SST-2 subset (its first 20,000
+              sentences), seed 1: a head-only sweep for each task's head rate, then every method at
+              the configuration MRPC selected (TLoRA at MRPC's best recipe)
 
 Phase 3 runs before phase 2 because phase 2 takes TLoRA's recipe from it. Tasks run side by side
 (MRPC and STS-B first, RTE, where nothing beats chance in phase 1b, last), each job on one core.
@@ -49,7 +52,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 TASKS = ["mrpc", "rte", "stsb"]
 PIPELINE_ORDER = ["mrpc", "stsb", "rte"]
-LENGTH_TASKS = ["mrpc", "rte"]  # phase 4  # phases 2-3: where phase 1b tells the methods apart first
+LENGTH_TASKS = ["mrpc", "rte"]  # phase 4
+FINAL_TASKS = {"cola": [], "sst2": ["--max-train-samples", "20000"]}  # phase 5, with their own options
+FINAL_HEAD_LRS = [3e-3, 1e-2, 3e-2]  # phases 2-3: where phase 1b tells the methods apart first
 COMMON = ["--epochs", "6", "--max-seq-length", "128", "--validation-split", "0.1"]
 # STS-B's head still improved at the top of each sweep (3e-2, then 0.3), so its sweep goes on upwards.
 HEAD_LRS = {"mrpc": [3e-3, 1e-2, 3e-2], "rte": [3e-3, 1e-2, 3e-2], "stsb": [3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]}
@@ -132,6 +137,7 @@ class Grid:
         self.runs = Path(args.runs_dir)
         self.runs.mkdir(parents=True, exist_ok=True)
         self.pool = concurrent.futures.ThreadPoolExecutor(args.jobs)
+        self.recipes = {}  # task -> TLoRA's best recipe (phases 1b and 3)
 
     def landed(self, name):
         path = self.ledger / name / "results.json"
@@ -262,9 +268,31 @@ class Grid:
         recipe = self.design(task, head_lr)
         print(f"{task}: TLoRA's best recipe {recipe.variant() or '(r=32, phase 1b)'} at lr {recipe.lr:g}"
               if recipe else f"{task}: no TLoRA recipe selected", flush=True)
+        self.recipes[task] = recipe
         self.table(task, head_lr, recipe)
         if task in LENGTH_TASKS:
             self.length(task, head_lr)
+
+    def final(self, source="mrpc"):
+        """Phase 5: CoLA and the SST-2 subset at the configurations `source` selected, seed 1."""
+        jobs = [(run_name(t, "head-only", lr, 1), ["--task", t, "--method", "head-only", "--lr", str(lr), "--seed", "1",
+                                                   *extra]) for t, extra in FINAL_TASKS.items() for lr in FINAL_HEAD_LRS]
+        results = self.run_all(jobs)
+        for task, extra in FINAL_TASKS.items():
+            found = self.best({lr: results[run_name(task, "head-only", lr, 1)] for lr in FINAL_HEAD_LRS})
+            if found is None:
+                continue
+            head_lr = found[1]
+            jobs = []
+            if self.recipes.get(source):
+                name, options, binary = self.tlora_job(task, self.recipes[source], head_lr)
+                jobs.append((name, [*options, *extra], binary))
+            for method in ["lora", "loraxs", "vera", "full"]:
+                lr = self.selected_lr(source, method, SWEEPS[method])
+                if lr is not None:
+                    jobs.append((run_name(task, method, lr, 1), ["--task", task, "--method", method, "--lr", str(lr),
+                                                                 "--head-lr", str(head_lr), "--seed", "1", *extra]))
+            self.run_all(jobs)
 
 
 def describe(config):
@@ -325,6 +353,7 @@ def main():
         d.start()
     for d in drivers:
         d.join()
+    grid.final()
     grid.pool.shutdown()
     report(args.ledger)
     return 0

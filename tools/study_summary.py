@@ -18,7 +18,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from study import TASKS, describe, score
+from study import FINAL_TASKS, TASKS, describe, score
 
 REPO = Path(__file__).resolve().parent.parent
 MARKERS = {"tlora": "o", "lora": "s", "loraxs": "D", "vera": "^", "full": "*", "head-only": "v"}
@@ -113,7 +113,7 @@ def main():
     p.add_argument("--figures", default=str(REPO / "docs/figures"), help="where pareto_<task>.png go ('' for none)")
     args = p.parse_args()
     runs = load(args.ledger)
-    for task in TASKS:
+    for task in [*TASKS, *FINAL_TASKS]:
         if task not in runs:
             continue
         groups = runs[task]
