@@ -74,7 +74,7 @@ def rank_sweep(groups):
     return dict(sorted(best.items()))
 
 
-def figure(task, groups, out):
+def figure(task, groups, out, min_seeds):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,7 +82,7 @@ def figure(task, groups, out):
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (name, lr), seeds in groups.items():
-        if len(seeds) < 2:
+        if len(seeds) < min_seeds:
             continue
         med, lo, hi = spread([100 * score(r, "metrics") for _, r in seeds])
         n = seeds[0][1]["trainable_params"]
@@ -117,8 +117,10 @@ def main():
         if task not in runs:
             continue
         groups = runs[task]
-        print(f"\n### {task.upper()}: configurations with several seeds")
-        table(task, groups, min_seeds=2)
+        # Phase 5's tasks ran seed 1 only: every configuration is shown there.
+        min_seeds = 2 if task in TASKS else 1
+        print(f"\n### {task.upper()}: " + ("configurations with several seeds" if min_seeds > 1 else "seed 1"))
+        table(task, groups, min_seeds)
         sweep = rank_sweep(groups)
         if sweep:
             print(f"\nTLoRA on query,value by rank (seed 1, learning rate picked on validation):\n")
@@ -129,7 +131,7 @@ def main():
                       f"{100 * score(r, 'metrics'):.1f} | {r['train_seconds']:.0f} |")
         if args.figures:
             Path(args.figures).mkdir(parents=True, exist_ok=True)
-            figure(task, groups, Path(args.figures) / f"pareto_{task}.png")
+            figure(task, groups, Path(args.figures) / f"pareto_{task}.png", min_seeds)
     return 0
 
 
