@@ -20,7 +20,7 @@ import tempfile
 from compare_generate import packaged_model
 import compare_train
 from compare_train import (SIDES, add_run_arguments, finish, new_parser, print_phases,
-                           print_settings, print_sides_header, shape_arguments)
+                           print_settings, print_sides_header, run_rounds, shape_arguments)
 
 METHODS = ("lora", "tlora")
 # The goal: tlora's tokens/s at least this many times transformers + PEFT's, per
@@ -136,13 +136,16 @@ def main():
     settings = ["--model", args.model or packaged_model(), "--loss", args.loss, "--seed", args.seed,
                 "--threads", args.threads]
 
-    doc = {"sides": {}}
+    doc = {}
     with tempfile.TemporaryDirectory(prefix="tlora-bench-sft.") as tmp:
         tmp = pathlib.Path(tmp)
         timing = [*settings, "--warmup", args.warmup, "--steps", args.steps,
                   "--repetitions", args.repetitions, *shapes, "--methods", *args.methods]
-        for key, program, precision in SIDES:
-            doc["sides"][key] = run_side(program, precision, args.binary, timing, tmp / f"{key}.json")
+        doc["sides"], rounds = run_rounds(args.rounds, lambda r: {
+            key: run_side(program, precision, args.binary, timing, tmp / f"{key}-{r}.json")
+            for key, program, precision in SIDES})
+        if args.rounds > 1:
+            doc["rounds"] = rounds
         if args.memory:
             # The model, its optimizer state and one step's activations, on the first shape.
             one = [*settings, "--warmup", 1, "--steps", 1, "--repetitions", 1, *shapes[:2]]

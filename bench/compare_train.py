@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,26 @@ def run_side(program, precision, binary, common, out, baseline="hf_train_baselin
     # Their stdout is the table or the JSON they also write to the file.
     run([*command, *common, "--precision", precision, "--json", out], stdout=subprocess.DEVNULL)
     return json.loads(out.read_text())
+
+
+def run_rounds(rounds, run_sides):
+    """Every side `rounds` times, round after round (`run_sides(r)` runs the four sides once and
+    returns them by key), so that a machine whose speed drifts slows every side alike; returns the
+    sides with each number the median over the rounds, and the rounds themselves."""
+    each = [run_sides(r) for r in range(rounds)]
+    return merge_medians(each), each
+
+
+def merge_medians(docs):
+    """Documents of one shape merged: numbers by their median, anything else from the first."""
+    first = docs[0]
+    if isinstance(first, dict):
+        return {k: merge_medians([d[k] for d in docs]) for k in first}
+    if isinstance(first, list) and all(len(d) == len(first) for d in docs):
+        return [merge_medians([d[i] for d in docs]) for i in range(len(first))]
+    if isinstance(first, (int, float)) and not isinstance(first, bool) and any(d != first for d in docs):
+        return statistics.median(docs) if isinstance(first, float) else statistics.median_low(docs)
+    return first
 
 
 def parity(docs):
@@ -161,6 +182,32 @@ def print_table(doc):
         print(f"parity FAILED: {p}")
 
 
+def print_round_ranges(doc):
+    """The range over the rounds of every ratio the table gives from the medians."""
+    print(f"\nRatios in each of the {len(doc['round_ratios'])} rounds (min–max):")
+
+    def leaves(x, path=()):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                yield from leaves(v, (*path, k))
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                yield from leaves(v, (*path, i))
+        elif isinstance(x, float):
+            yield path, x
+
+    spans = {}
+    for rr in doc["round_ratios"]:
+        for path, value in leaves(rr):
+            spans.setdefault(path, []).append(value)
+    for c, case in enumerate(doc["ratios"]):
+        for path, values in spans.items():
+            if path[0] != c or path[-1] in ("batch", "seq") or path[-1] == "best":
+                continue
+            label = " ".join(str(p) for p in path[1:] if p not in ("ratios", "tlora_over_hf", "median"))
+            print(f"  {case['batch']}×{case['seq']} {label}: {min(values):.2f}–{max(values):.2f}×")
+
+
 def add_run_arguments(parser, warmup, steps, json_default):
     """The options from --warmup to --json, which both comparisons take in this order."""
     parser.add_argument("--warmup", type=int, default=warmup, help="untimed steps per method")
@@ -169,6 +216,10 @@ def add_run_arguments(parser, warmup, steps, json_default):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2,
                         help="torch intra-op threads of every side (default 2)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the four sides this many times, one round after the other, and report "
+                             "each figure's median over the rounds with the ratios' range (a VM's speed "
+                             "drifts between minutes; default 1)")
     parser.add_argument("--memory", action="store_true",
                         help="also measure each method's peak RSS in a process of its own")
     parser.add_argument("--json", type=pathlib.Path, default=pathlib.Path(json_default),
@@ -192,15 +243,22 @@ def new_parser(doc, binary):
 
 
 def finish(doc, path, ratios, print_table, more_problems=lambda docs: []):
-    """Adds the ratios and the parity check (parity's problems and `more_problems`') to `doc`,
-    writes it to `path` (also when the check fails, to look into), prints the table; returns the
-    exit status."""
+    """Adds the ratios and the parity check (parity's problems and `more_problems`', in every
+    round) to `doc`, writes it to `path` (also when the check fails, to look into), prints the
+    table; returns the exit status."""
     doc["ratios"] = ratios(doc["sides"])
-    doc["parity"] = parity(doc["sides"])
-    doc["parity"]["problems"] += more_problems(doc["sides"])
+    rounds = doc.get("rounds", [doc["sides"]])
+    doc["parity"] = {"problems": []}
+    for r, sides in enumerate(rounds):
+        where = f"round {r + 1}: " if len(rounds) > 1 else ""
+        doc["parity"]["problems"] += [where + p for p in parity(sides)["problems"] + more_problems(sides)]
+    if len(rounds) > 1:
+        doc["round_ratios"] = [ratios(sides) for sides in rounds]
     doc["parity"]["ok"] = not doc["parity"]["problems"]
     path.write_text(json.dumps(doc, indent=2) + "\n")
     print_table(doc)
+    if "round_ratios" in doc:
+        print_round_ranges(doc)
     print(f"wrote {path}")
     return 0 if doc["parity"]["ok"] else 1
 
@@ -220,12 +278,15 @@ def main():
               "--repetitions", args.repetitions, "--seed", args.seed, "--threads", args.threads,
               *shapes]
 
-    doc = {"sides": {}}
+    doc = {}
     with tempfile.TemporaryDirectory(prefix="tlora-bench-train.") as tmp:
         tmp = pathlib.Path(tmp)
-        for key, program, precision in SIDES:
-            doc["sides"][key] = run_side(program, precision, args.binary,
-                                         [*common, "--methods", *args.methods], tmp / f"{key}.json")
+        doc["sides"], rounds = run_rounds(args.rounds, lambda r: {
+            key: run_side(program, precision, args.binary, [*common, "--methods", *args.methods],
+                          tmp / f"{key}-{r}.json")
+            for key, program, precision in SIDES})
+        if args.rounds > 1:
+            doc["rounds"] = rounds
         if args.memory:
             # One step after one warmup step: the model, its optimizer state and one step's
             # activations, on the first shape.
