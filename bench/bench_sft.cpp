@@ -193,7 +193,7 @@ int run(int argc, char** argv) {
       tlora::bench::parse_shapes(shape_texts, {{8, 128}}, 2, "B,T with B >= 1, T >= 2");
   std::ofstream json_file = tlora::bench::open_json(json_path);
   s.model = model.empty() ? models::packaged_smollm2() : std::filesystem::path(model);
-  if (threads > 0) at::set_num_threads(threads);
+  tlora::bench::apply_process_options(s, threads);
 
   json cases = json::array();
   for (const Shape& shape : shapes) cases.push_back(run_case(shape, methods, s));

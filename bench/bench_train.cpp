@@ -198,7 +198,7 @@ int run(int argc, char** argv) {
       tlora::bench::parse_shapes(shape_texts, {{32, 128}, {32, 64}}, 1, "B,L with B, L >= 1");
   std::ofstream json_file = tlora::bench::open_json(json_path);
   s.model_dir = model_dir.empty() ? models::default_model_dir() : std::filesystem::path(model_dir);
-  if (threads > 0) at::set_num_threads(threads);
+  tlora::bench::apply_process_options(s, threads);
 
   json cases = json::array();
   for (const Shape& shape : shapes) cases.push_back(run_case(shape, methods, s));

@@ -2,6 +2,8 @@
 
 #include "machine.h"
 
+#include "tlora/train/memory.h"
+
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -123,6 +125,15 @@ void add_timing_options(CLI::App& app, TrainSettings& s, int& threads, const std
   app.add_option("--seed", s.seed, seed_help);
   app.add_option("--threads", threads, "torch intra-op threads (default: torch's choice)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--retain-freed-memory", s.retain_freed_memory,
+                 "keep freed buffers in the process between steps, as tlora-glue and tlora-sft do "
+                 "(false: glibc's defaults)")
+      ->capture_default_str();
+}
+
+void apply_process_options(TrainSettings& s, int threads) {
+  if (threads > 0) at::set_num_threads(threads);
+  if (s.retain_freed_memory) s.retain_freed_memory = tlora::train::retain_freed_memory();
 }
 
 double peak_rss_mib() {
@@ -167,6 +178,7 @@ json settings_json(const TrainSettings& s, const std::string& precision) {
           {"lr", s.lr},
           {"weight_decay", s.weight_decay},
           {"dtype", precision},
+          {"retain_freed_memory", s.retain_freed_memory},
           {"clock", "std::chrono::steady_clock, wall time"}};
 }
 

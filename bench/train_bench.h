@@ -48,6 +48,7 @@ struct TrainSettings {
   uint64_t seed = 0;
   double lr = 1e-3, weight_decay = 0.01;
   tlora::Precision precision = tlora::Precision::Float32;
+  bool retain_freed_memory = true;  // tlora::train::retain_freed_memory, as the example binaries
 };
 
 /// A method being trained, with its optimiser and timings; each bench adds its model.
@@ -92,6 +93,10 @@ nlohmann::json method_json(const TrainedMethod& t, const Shape& shape);
 /// the first three in --help.
 void add_timing_options(CLI::App& app, TrainSettings& s, int& threads, const std::string& seed_help,
                         bool show_defaults);
+
+/// Applies what the options set for the whole process: the threads (where > 0) and the
+/// allocator's retention of freed memory (cleared in `s` where the C library does not take it).
+void apply_process_options(TrainSettings& s, int threads);
 
 /// The process's peak resident set so far, loading included, in MiB.
 double peak_rss_mib();

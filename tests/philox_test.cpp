@@ -148,6 +148,18 @@ TEST(Philox, DropoutMaskOfAnyLengthIsItsBlocks) {
   }
 }
 
+// Drawn in the tensor's own dtype, a mask holds the float mask's values converted.
+TEST(Philox, DropoutMaskOfEveryDtypeIsTheFloatMaskConverted) {
+  const at::Tensor reference =
+      tlora::philox_dropout_mask({100003}, 0.1, 7, 2, at::TensorOptions(at::kFloat));
+  for (const at::ScalarType dtype : {at::kBFloat16, at::kHalf, at::kDouble}) {
+    const at::Tensor mask = tlora::philox_dropout_mask({100003}, 0.1, 7, 2, at::TensorOptions(dtype));
+    EXPECT_EQ(mask.scalar_type(), dtype);
+    EXPECT_TRUE(at::equal(mask, reference.to(dtype))) << dtype;
+  }
+  EXPECT_THROW(tlora::philox_dropout_mask({4}, 0.1, 0, 0, at::TensorOptions(at::kInt)), c10::Error);
+}
+
 TEST(Philox, RejectsBadArguments) {
   EXPECT_THROW(tlora::philox_normal({4}, -1.0, 0, 0), c10::Error);
   EXPECT_THROW(tlora::philox_dropout_mask({4}, 1.0, 0, 0, at::TensorOptions()), c10::Error);

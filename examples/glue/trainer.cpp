@@ -17,6 +17,7 @@
 #include "tlora/core/progress.h"
 #include "tlora/text/tokenizer.h"
 #include "tlora/train/interruption.h"
+#include "tlora/train/memory.h"
 #include "tlora/train/optimizer_state.h"
 #include "tlora/train/schedule.h"
 #include "tlora/train/train_state.h"
@@ -497,6 +498,7 @@ class Trainer {
 
 int run_training(const RunConfig& config) {
   tlora::train::install_stop_handlers();
+  tlora::train::retain_freed_memory();
   Trainer trainer(config);
   return trainer.run();
 }

@@ -18,6 +18,7 @@
 #include "tlora/models/llama.h"
 #include "tlora/models/lora_export.h"
 #include "tlora/train/interruption.h"
+#include "tlora/train/memory.h"
 #include "tlora/train/schedule.h"
 
 #include <ATen/Parallel.h>
@@ -429,6 +430,7 @@ int main(int argc, char** argv) {
     const auto options = sft::parse_options(argc, argv, exit_code);
     if (!options) return exit_code;
     tlora::train::install_stop_handlers();
+    tlora::train::retain_freed_memory();
     return Trainer(*options).run();
   } catch (const c10::Error& e) {
     fmt::print(stderr, "tlora-sft: {}\n", e.what_without_backtrace());

@@ -48,6 +48,7 @@
 #include "tlora/text/tokenizer.h"
 #include "tlora/text/unicode.h"
 #include "tlora/text/wordpiece.h"
+#include "tlora/train/memory.h"
 #include "tlora/train/optimizer_state.h"
 #include "tlora/train/schedule.h"
 #include "tlora/train/train_state.h"
