@@ -32,11 +32,15 @@ jobs:
 
     git worktree add ../study-build HEAD && (cd ../study-build && scripts/build.sh tlora-glue)
     ~/.cache/tlora/venv/bin/python tools/study.py --binary ../study-build/build/examples/glue/tlora-glue --jobs 2
-    # phase 3 needs tlora-glue's --init and --train-scale (commit 9add3bb; the same numbers for
-    # phase 1b's options, checked): a frozen copy of a build with its libraries beside it
-    mkdir -p ../study-bin/9add3bb/lib && cp build/examples/glue/tlora-glue ../study-bin/9add3bb/tlora-glue.bin \
-        && cp build/src/libtlora_*.so ../study-bin/9add3bb/lib/   # + the wrapper that sets LD_LIBRARY_PATH
-    ~/.cache/tlora/venv/bin/python tools/study.py ... --design-binary ../study-bin/9add3bb/tlora-glue
+    # phase 3 needs tlora-glue's --init and --train-scale: a frozen copy of a build of commit
+    # a53ca52 (faster dropout masks and allocator; the same numbers as the first binary for phase
+    # 1b's options, checked to the last digit of the training loss) with its libraries beside it
+    mkdir -p ../study-bin/a53ca52/lib && cp build/examples/glue/tlora-glue ../study-bin/a53ca52/tlora-glue.bin \
+        && cp build/src/libtlora_*.so ../study-bin/a53ca52/lib/   # + the wrapper that sets LD_LIBRARY_PATH
+    ~/.cache/tlora/venv/bin/python tools/study.py ... --design-binary ../study-bin/a53ca52/tlora-glue
+    # A run can only be resumed by the binary that started it (its settings digest differs), so
+    # --binary stays the first build while phase 1b's last runs finish; after that both may be
+    # the new one.
     ~/.cache/tlora/venv/bin/python tools/study.py --report     # the tables of what has landed
 """
 import argparse
