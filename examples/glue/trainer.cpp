@@ -328,7 +328,7 @@ class Trainer {
       // A stop request (on any rank) takes effect once this step is done, on every rank.
       if (const int signal = static_cast<int>(reduced[2].item<double>())) {
         save_checkpoint();
-        bar.finish("interrupted");
+        bar.stop("interrupted");
         return Stop{kExitInterrupted,
                     fmt::format("stopped by signal {} after step {}; checkpoint saved in {}; continue "
                                 "with the same options and --resume",

@@ -76,7 +76,7 @@ std::optional<double> answer_accuracy(tlora::models::LlamaForCausalLMImpl& model
   tlora::ProgressBar bar("evaluate", static_cast<int64_t>(examples.size()));
   for (size_t start = 0; start < examples.size(); start += kBatch) {
     if (tlora::train::stop_requested()) {
-      bar.finish("interrupted");
+      bar.stop("interrupted");
       return std::nullopt;
     }
     std::vector<std::vector<int64_t>> prompts;
@@ -300,7 +300,7 @@ class Trainer {
       fault_.after_step(state_.global_step);
       if (const int signal = tlora::train::stop_requested()) {
         save();
-        bar.finish("interrupted");
+        bar.stop("interrupted");
         fmt::print(stderr, "tlora-sft: stopped by signal {} after step {}; checkpoint saved in {}; continue with the same "
                    "options and --resume\n", signal, state_.global_step, checkpoint_.dir());
         return false;

@@ -57,6 +57,12 @@ void ProgressBar::finish(std::string_view status) {
   draw(total_, status, true);
 }
 
+void ProgressBar::stop(std::string_view status) {
+  if (finished_) return;
+  finished_ = true;
+  draw(done_, status, true);
+}
+
 void ProgressBar::draw(int64_t done, std::string_view status, bool final) {
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

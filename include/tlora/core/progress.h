@@ -22,8 +22,10 @@ class ProgressBar {
   void update(int64_t done, std::string_view status = {});
   /// Prints a whole line above the bar (on a terminal the bar is redrawn below it).
   void log(std::string_view line);
-  /// Draws the final state and ends the line.
+  /// Draws the final state (all `total` steps) and ends the line.
   void finish(std::string_view status = {});
+  /// Draws where a loop that ends early (interrupted) stopped, not 100%, and ends the line.
+  void stop(std::string_view status = {});
 
  private:
   void draw(int64_t done, std::string_view status, bool final);
