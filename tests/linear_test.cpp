@@ -39,6 +39,20 @@ TEST(TLoRALinear, ParametersBuffersAndFreezing) {
   EXPECT_EQ(layer->scale.dim(), 0);
 }
 
+TEST(TLoRALinear, InitSchemeNamesRoundTrip) {
+  for (const tlora::InitScheme scheme : tlora::kInitSchemes) {
+    EXPECT_EQ(tlora::init_scheme_from_string(tlora::to_string(scheme)), scheme);
+  }
+  try {
+    tlora::init_scheme_from_string("gaussian");
+    FAIL() << "an unknown scheme was accepted";
+  } catch (const c10::Error& e) {
+    const std::string message = e.what_without_backtrace();
+    EXPECT_NE(message.find("\"gaussian\""), std::string::npos) << message;
+    EXPECT_NE(message.find("paper, unit, orthonormal"), std::string::npos) << message;
+  }
+}
+
 TEST(TLoRALinear, InitSchemesHaveTheDocumentedSpread) {
   const int64_t in = 256, out = 384, r = 32;
   TLoRALinear paper(TLoRALinearOptions(in, out, r));

@@ -96,8 +96,7 @@ void prepare_method(Classifier& c, const RunConfig& config) {
     inject.adapter.scale = config.scale;
     inject.adapter.dropout = config.dropout;
     inject.adapter.train_scale = config.train_scale;
-    for (const tlora::InitScheme scheme : {tlora::InitScheme::Paper, tlora::InitScheme::Unit, tlora::InitScheme::Orthonormal})
-      if (tlora::to_string(scheme) == config.init) inject.adapter.init = scheme;
+    inject.adapter.init = tlora::init_scheme_from_string(config.init);
     inject.adapter.seed = config.seed;
     inject.target_modules = config.targets;
     inject.modules_to_save = c.head_modules;

@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include "tlora/core/precision.h"
+#include "tlora/core/projections.h"
 #include "tlora/core/random.h"
 
 #include <fmt/format.h>
@@ -82,11 +83,13 @@ void add_options(CLI::App& app, RunConfig& c) {
                  "adapter dropout: on TLoRA's output, on the input of LoRA/VeRA (default per method: "
                  "tlora 0.5, lora 0.1, others 0)")
       ->check(CLI::Range(0.0, 0.999));
+  std::vector<std::string> schemes;
+  for (const tlora::InitScheme scheme : tlora::kInitSchemes) schemes.emplace_back(tlora::to_string(scheme));
   app.add_option("--init", c.init,
                  "TLoRA: how the fixed A and B are drawn: paper (Gaussian, the paper's scale), unit "
                  "(Gaussian, variance preserving) or orthonormal (orthonormal rows of A and columns "
                  "of B at the paper's scale)")
-      ->check(CLI::IsMember({"paper", "unit", "orthonormal"}))->capture_default_str();
+      ->check(CLI::IsMember(schemes))->capture_default_str();
   app.add_option("--train-scale", c.train_scale, "TLoRA: train α (true) or keep it at --scale (false)")
       ->capture_default_str();
   app.add_option("--lr", c.lr, "peak learning rate of the adapter (or of every weight for full) "

@@ -44,6 +44,15 @@ std::string_view to_string(InitScheme scheme) {
   return "unknown";
 }
 
+InitScheme init_scheme_from_string(std::string_view name) {
+  for (const InitScheme scheme : kInitSchemes) {
+    if (to_string(scheme) == name) return scheme;
+  }
+  std::string accepted;
+  for (const InitScheme scheme : kInitSchemes) accepted += (accepted.empty() ? "" : ", ") + std::string(to_string(scheme));
+  TORCH_CHECK(false, "unknown init scheme \"", name, "\"; expected one of ", accepted);
+}
+
 Projections draw_projections(int64_t in_features, int64_t out_features, int64_t rank,
                              InitScheme scheme, uint64_t seed, std::string_view name,
                              const at::TensorOptions& options) {

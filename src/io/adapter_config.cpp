@@ -31,7 +31,6 @@ constexpr std::array<std::pair<std::string_view, at::ScalarType>, 4> kDtypes{{
     {"bfloat16", at::kBFloat16},
 }};
 constexpr std::array kPositions{DropoutPosition::Output, DropoutPosition::Input};
-constexpr std::array kSchemes{InitScheme::Paper, InitScheme::Unit, InitScheme::Orthonormal};
 constexpr std::array kStrategies{Strategy::Auto, Strategy::Factored, Strategy::Merged};
 
 using Fields = BasicJsonFields<json>;
@@ -134,7 +133,7 @@ AdapterConfig parse_adapter_config(const fs::path& file, std::string_view text) 
   o.dropout = f.required_number("dropout");
   if (!(o.dropout >= 0.0 && o.dropout < 1.0)) f.fail("dropout", "must be in [0, 1), not ", o.dropout);
   o.dropout_position = choice(f, "dropout_position", kPositions);
-  o.init = choice(f, "init", kSchemes);
+  o.init = choice(f, "init", kInitSchemes);
   o.seed = f.required_unsigned("seed");
   o.strategy = choice(f, "strategy", kStrategies);
   for (const MethodOption& option : kind_method.own_options()) o.*option.member = f.required_number(option.name);

@@ -6,6 +6,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <cstdint>
 #include <string_view>
 
@@ -24,8 +25,13 @@ enum class InitScheme {
   Orthonormal,
 };
 
+/// Every init scheme, in declaration order.
+inline constexpr std::array kInitSchemes{InitScheme::Paper, InitScheme::Unit, InitScheme::Orthonormal};
+
 /// Lower-case name of an init scheme ("paper", "unit", "orthonormal").
 std::string_view to_string(InitScheme scheme);
+/// The scheme `to_string` names `name`; throws c10::Error listing the names otherwise.
+InitScheme init_scheme_from_string(std::string_view name);
 
 /// A (r×in) and B (out×r).
 struct Projections {
