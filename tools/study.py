@@ -21,8 +21,9 @@ with the dev-picked epoch beside it (the paper's way). 6 epochs, max length 128,
               sentences), seed 1: a head-only sweep for each task's head rate, then every method at
               the configuration MRPC selected (TLoRA at MRPC's best recipe)
 
-Phase 3 runs before phase 2 because phase 2 takes TLoRA's recipe from it. Tasks run side by side
-(MRPC and STS-B first, RTE, where nothing beats chance in phase 1b, last), each job on one core.
+Phase 3 runs before phase 2 because phase 2 takes TLoRA's recipe from it. Tasks run side by side,
+each through its own phases 1b to 4, so a task never waits for another's slow runs (MRPC and STS-B
+first, RTE, where nothing beats chance in phase 1b, last), each job on one core.
 
 The ledger: every finished run's results.json, metrics.jsonl and config.json are copied to
 --ledger (results/study/ by default, committed as they land); a run whose files are there is
@@ -194,11 +195,11 @@ class Grid:
                 chosen[t] = max(done)[1]
         return chosen
 
-    def sweep(self, head_lrs):
-        """Phase 1b: every method's learning rates at the task's head learning rate."""
-        jobs = [(run_name(t, m, lr, 1),
-                 ["--task", t, "--method", m, "--lr", str(lr), "--head-lr", str(head_lrs[t]), "--seed", "1"])
-                for t in TASKS if t in head_lrs for m, lrs in SWEEPS.items() for lr in lrs]
+    def sweep(self, task, head_lr):
+        """Phase 1b for one task: every method's learning rates at the task's head learning rate."""
+        jobs = [(run_name(task, m, lr, 1),
+                 ["--task", task, "--method", m, "--lr", str(lr), "--head-lr", str(head_lr), "--seed", "1"])
+                for m, lrs in SWEEPS.items() for lr in lrs]
         return self.run_all(jobs)
 
     def best(self, results):
@@ -269,6 +270,8 @@ class Grid:
         self.run_all(jobs)
 
     def pipeline(self, task, head_lr):
+        """Phases 1b, 3, 2 and 4 of one task: a task waits only for its own runs."""
+        self.sweep(task, head_lr)
         recipe = self.design(task, head_lr)
         print(f"{task}: TLoRA's best recipe {recipe.variant() or '(r=32, phase 1b)'} at lr {recipe.lr:g}"
               if recipe else f"{task}: no TLoRA recipe selected", flush=True)
@@ -350,7 +353,6 @@ def main():
     grid = Grid(args)
     head_lrs = grid.head_lrs()
     print(f"head learning rates: {head_lrs}", flush=True)
-    grid.sweep(head_lrs)
     args.design_binary = args.design_binary or args.binary
     drivers = [threading.Thread(target=grid.pipeline, args=(t, head_lrs[t])) for t in PIPELINE_ORDER if t in head_lrs]
     for d in drivers:
