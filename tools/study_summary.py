@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The study's summary (issue 14): per task, the table of every configuration that ran with
-several seeds, TLoRA's design space, and the Pareto figure, from the ledger tools/study.py writes.
+several seeds, TLoRA's design space (its rank sweep and the one-factor runs), and the Pareto
+figure, from the ledger tools/study.py writes.
 
     ~/.cache/tlora/venv/bin/python tools/study_summary.py [--ledger results/study] \\
         [--figures docs/figures] > summary.md
@@ -74,6 +75,17 @@ def rank_sweep(groups):
     return dict(sorted(best.items()))
 
 
+def design_factors(groups):
+    """Phase 3's one-factor-at-a-time TLoRA runs (seed 1): every configuration beyond a rank."""
+    rows = []
+    for (name, lr), seeds in groups.items():
+        parts = name.split()
+        if parts[0] != "tlora" or len(parts) <= 2 or "epochs" in name or "preset" in name:
+            continue
+        rows += [(name, lr, r) for seed, r in seeds if seed == 1]
+    return sorted(rows, key=lambda row: -score(row[2]))
+
+
 def figure(task, groups, out, min_seeds):
     import matplotlib
 
@@ -128,6 +140,14 @@ def main():
             print("|---|---|---|---|---|---|")
             for rank, (lr, r) in sweep.items():
                 print(f"| {rank} | {lr:g} | {r['trainable_params']:,} | {100 * score(r):.1f} | "
+                      f"{100 * score(r, 'metrics'):.1f} | {r['train_seconds']:.0f} |")
+        factors = design_factors(groups)
+        if factors:
+            print("\nTLoRA's design factors, one at a time from the best rank and rate (seed 1):\n")
+            print("| configuration | lr | trainable | validation | dev (protocol) | train s |")
+            print("|---|---|---|---|---|---|")
+            for name, lr, r in factors:
+                print(f"| {name} | {lr:g} | {r['trainable_params']:,} | {100 * score(r):.1f} | "
                       f"{100 * score(r, 'metrics'):.1f} | {r['train_seconds']:.0f} |")
         if args.figures:
             Path(args.figures).mkdir(parents=True, exist_ok=True)
