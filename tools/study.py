@@ -10,7 +10,8 @@ with the dev-picked epoch beside it (the paper's way). 6 epochs, max length 128,
     phase 1a  head-only learning-rate sweep per task: fixes each task's head learning rate
     phase 1b  every method's learning-rate sweep, with the task's head learning rate
     phase 3   TLoRA's design space from its phase-1b best (seed 1): rank 8-128, each at three
-              learning rates around the best; then, from the best rank and rate, one factor at a
+              learning rates around the best (extended along the ladder while a rank's best is at
+              an end of what ran); then, from the best rank and rate, one factor at a
               time: orthonormal A and B, no dropout, a fixed α, all six linears of each layer at
               about the same trainable count
     phase 2   the table: every method at its selected configuration with seeds 2 and 3 (seed 1 is
@@ -222,15 +223,32 @@ class Grid:
         results = self.run_all(jobs)
         return {r: results[job[0]] for r, job in zip(recipes, jobs)}
 
+    def rank_sweep(self, task, base, rank, head_lr):
+        """One rank's learning rates: the ladder's three around `base`'s rate, extended one step at
+        a time while the best of them is at an end of what ran (the rate moves with the rank)."""
+        i = LR_LADDER.index(base.lr)
+        lo, hi = max(i - 1, 0), min(i + 1, len(LR_LADDER) - 1)
+        while True:
+            found = self.tlora_runs(task, [base.replace(rank=rank, lr=x) for x in LR_LADDER[lo:hi + 1]], head_lr)
+            best = self.best(found)
+            j = LR_LADDER.index(best[1].lr) if best else None
+            if j is not None and j == hi and hi + 1 < len(LR_LADDER):
+                hi += 1
+            elif j is not None and j == lo and lo > 0:
+                lo -= 1
+            else:
+                return found
+
     def design(self, task, head_lr):
         """Phase 3 for one task; returns TLoRA's best recipe (phase 1b's r=32 included)."""
         lr = self.selected_lr(task, "tlora", SWEEPS["tlora"])
         if lr is None:
             return None
         base = Recipe(lr=lr)
-        i = LR_LADDER.index(lr)
-        ranked = [base.replace(rank=r, lr=x) for r in RANKS for x in LR_LADDER[max(i - 1, 0):i + 2]]
-        found = self.tlora_runs(task, ranked, head_lr)
+        with concurrent.futures.ThreadPoolExecutor(len(RANKS)) as ranks:
+            found = {}
+            for runs in ranks.map(lambda r: self.rank_sweep(task, base, r, head_lr), RANKS):
+                found.update(runs)
         found.update({base.replace(lr=x): self.landed(run_name(task, "tlora", x, 1)) for x in SWEEPS["tlora"]})
         if self.best(found) is None:
             return None
