@@ -40,9 +40,8 @@ jobs:
     mkdir -p ../study-bin/a53ca52/lib && cp build/examples/glue/tlora-glue ../study-bin/a53ca52/tlora-glue.bin \
         && cp build/src/libtlora_*.so ../study-bin/a53ca52/lib/   # + the wrapper that sets LD_LIBRARY_PATH
     ~/.cache/tlora/venv/bin/python tools/study.py ... --design-binary ../study-bin/a53ca52/tlora-glue
-    # A run can only be resumed by the binary that started it (its settings digest differs), so
-    # --binary stays the first build while phase 1b's last runs finish; after that both may be
-    # the new one.
+    # A run can only be resumed by a build with its settings digest: runs the first build started
+    # go on with --resume-binary ../study-build/build/examples/glue/tlora-glue.
     ~/.cache/tlora/venv/bin/python tools/study.py --report     # the tables of what has landed
 """
 import argparse
@@ -155,7 +154,13 @@ class Grid:
             return done
         out = self.runs / name
         common = COMMON if "--epochs" not in options else [o for o in COMMON if o not in ("--epochs", "6")]
-        command = [binary or self.args.binary, *options, *common, "--precision", self.args.precision,
+        binary = binary or self.args.binary
+        if (out / "checkpoint").exists():
+            # tlora-glue resumes only runs its own settings digest wrote: one started by a build
+            # from before --init (no "init" in its config.json) goes on with that build.
+            if self.args.resume_binary and "init" not in json.loads((out / "config.json").read_text()):
+                binary = self.args.resume_binary
+        command = [binary, *options, *common, "--precision", self.args.precision,
                    "--threads", str(self.args.threads), "--output-dir", str(out)]
         if (out / "checkpoint").exists():
             command.append("--resume")
@@ -357,6 +362,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--binary", default=str(REPO / "build/examples/glue/tlora-glue"))
     p.add_argument("--design-binary", help="tlora-glue for phase 3's options (default: --binary)")
+    p.add_argument("--resume-binary", help="tlora-glue that resumes runs a build from before --init started")
     p.add_argument("--runs-dir", default=str(REPO / "runs/study"))
     p.add_argument("--ledger", default=str(REPO / "results/study"))
     p.add_argument("--jobs", type=int, default=2, help="runs at once (give each a core)")
