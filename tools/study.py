@@ -32,16 +32,19 @@ skipped, an interrupted one resumed from its checkpoint in --runs-dir. Run it fr
 fixed commit (--binary), so that rebuilding the tree does not change the binary under running
 jobs:
 
-    git worktree add ../study-build HEAD && (cd ../study-build && scripts/build.sh tlora-glue)
-    ~/.cache/tlora/venv/bin/python tools/study.py --binary ../study-build/build/examples/glue/tlora-glue --jobs 2
-    # phase 3 needs tlora-glue's --init and --train-scale: a frozen copy of a build of commit
-    # a53ca52 (faster dropout masks and allocator; the same numbers as the first binary for phase
-    # 1b's options, checked to the last digit of the training loss) with its libraries beside it
-    mkdir -p ../study-bin/a53ca52/lib && cp build/examples/glue/tlora-glue ../study-bin/a53ca52/tlora-glue.bin \
-        && cp build/src/libtlora_*.so ../study-bin/a53ca52/lib/   # + the wrapper that sets LD_LIBRARY_PATH
-    ~/.cache/tlora/venv/bin/python tools/study.py ... --design-binary ../study-bin/a53ca52/tlora-glue
-    # A run can only be resumed by a build with its settings digest: runs the first build started
-    # go on with --resume-binary ../study-build/build/examples/glue/tlora-glue.
+    # the first build (commit 68d689e: phases 1a and 1b)
+    git worktree add ../study-build 68d689e && (cd ../study-build && scripts/build.sh tlora-glue)
+    # the build of commit a53ca52 (--init and --train-scale for phase 3; faster dropout masks and
+    # allocator; the first build's numbers for phase 1b's options, checked to the last digit of
+    # the training loss), frozen with its libraries beside it and a wrapper that puts them on
+    # LD_LIBRARY_PATH (exec "$here/tlora-glue.bin" "$@")
+    git worktree add ../study-a53ca52 a53ca52 && (cd ../study-a53ca52 && scripts/build.sh tlora-glue)
+    mkdir -p ../study-bin/a53ca52/lib && cp ../study-a53ca52/build/examples/glue/tlora-glue ../study-bin/a53ca52/tlora-glue.bin \
+        && cp ../study-a53ca52/build/src/libtlora_*.so ../study-bin/a53ca52/lib/
+    # every new run on the new build; a run the first build started resumes with it (tlora-glue
+    # resumes only runs with its own settings digest)
+    ~/.cache/tlora/venv/bin/python tools/study.py --binary ../study-bin/a53ca52/tlora-glue \
+        --design-binary ../study-bin/a53ca52/tlora-glue --resume-binary ../study-build/build/examples/glue/tlora-glue --jobs 2
     ~/.cache/tlora/venv/bin/python tools/study.py --report     # the tables of what has landed
 """
 import argparse
