@@ -102,17 +102,21 @@ Trainee make_trainee(const std::string& method, const Settings& s) {
   t.trainable = report.trainable_params;
   t.total = report.all_params;
   if (s.precision == tlora::Precision::BFloat16Mixed) tlora::cast_frozen_matrices_(*t.model, at::kBFloat16);
+  t.trained = tlora::trainable_parameters(*t.model);
   t.optimizer = std::make_unique<torch::optim::AdamW>(
-      tlora::trainable_parameters(*t.model),
-      torch::optim::AdamWOptions(s.lr).weight_decay(s.weight_decay));
+      t.trained, torch::optim::AdamWOptions(s.lr).weight_decay(s.weight_decay));
   t.model->train();
   return t;
 }
 
 // One full training step; adds each phase's seconds to `phases`.
-void train_step(Trainee& t, const Batch& b, tlora::bench::Phases& phases) {
-  tlora::bench::timed_step(t, phases, [&] {
-    return models::causal_lm_loss(*t.model, b.input_ids, {}, b.targets);
+void train_step(Trainee& t, const Settings& s, const Batch& b, tlora::bench::Phases& phases) {
+  const auto counted = static_cast<double>(b.targets.ne(kIgnore).sum().item<int64_t>());
+  tlora::bench::timed_step(t, s, phases, b.input_ids.size(0), [&](int64_t first, int64_t last) {
+    // The batch's mean over its counted tokens: each part's sum over the batch's count.
+    return models::causal_lm_loss(*t.model, b.input_ids.slice(0, first, last), {},
+                                  b.targets.slice(0, first, last), at::Reduction::Sum) /
+           counted;
   });
 }
 
@@ -125,7 +129,7 @@ json run_case(const Shape& shape, const std::vector<std::string>& methods, const
       make_batch(shape, trainees.front().model->config().vocab_size, s.seed, s.loss);
   const bool measured = tlora::bench::reset_peak_rss();
   tlora::bench::time_repetitions(trainees, s, [&](Trainee& t, tlora::bench::Phases& phases) {
-    train_step(t, batch, phases);
+    train_step(t, s, batch, phases);
   });
   const json train_peak =
       measured ? json(tlora::bench::peak_rss_since_reset_mib()) : json(nullptr);

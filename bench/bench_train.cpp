@@ -104,24 +104,28 @@ Trainee make_trainee(const std::string& method, const Settings& s) {
   } else if (s.precision == tlora::Precision::BFloat16) {
     t.model->to(at::kBFloat16);
   }
-  std::vector<at::Tensor> trained;
   for (const at::Tensor& p : t.model->parameters()) {
     t.total += p.numel();
     if (p.requires_grad()) {
-      trained.push_back(p);
+      t.trained.push_back(p);
       t.trainable += p.numel();
     }
   }
   t.optimizer = std::make_unique<torch::optim::AdamW>(
-      trained, torch::optim::AdamWOptions(s.lr).weight_decay(s.weight_decay));
+      t.trained, torch::optim::AdamWOptions(s.lr).weight_decay(s.weight_decay));
   t.model->train();
   return t;
 }
 
 // One full training step; adds each phase's seconds to `phases`.
-void train_step(Trainee& t, const Batch& b, tlora::bench::Phases& phases) {
-  tlora::bench::timed_step(t, phases, [&] {
-    return t.model->loss(t.model->forward(b.input_ids, b.attention_mask).to(at::kFloat), b.labels);
+void train_step(Trainee& t, const Settings& s, const Batch& b, tlora::bench::Phases& phases) {
+  const int64_t rows = b.input_ids.size(0);
+  tlora::bench::timed_step(t, s, phases, rows, [&](int64_t first, int64_t last) {
+    const at::Tensor logits =
+        t.model->forward(b.input_ids.slice(0, first, last), b.attention_mask.slice(0, first, last));
+    // The batch's mean loss, as the mean of each part weighted by its rows.
+    return t.model->loss(logits.to(at::kFloat), b.labels.slice(0, first, last)) *
+           (static_cast<double>(last - first) / static_cast<double>(rows));
   });
 }
 
@@ -133,7 +137,7 @@ json run_case(const Shape& shape, const std::vector<std::string>& methods, const
   std::vector<Trainee> trainees;
   for (const std::string& m : methods) trainees.push_back(make_trainee(m, s));
   tlora::bench::time_repetitions(trainees, s, [&](Trainee& t, tlora::bench::Phases& phases) {
-    train_step(t, batch, phases);
+    train_step(t, s, batch, phases);
   });
   json out = {{"batch", shape.batch},
               {"seq", shape.seq},

@@ -3,6 +3,7 @@
 #include "machine.h"
 
 #include "tlora/train/memory.h"
+#include "tlora/train/split_batch.h"
 
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
@@ -54,16 +55,22 @@ std::vector<Shape> parse_shapes(const std::vector<std::string>& texts, std::vect
   return shapes;
 }
 
-void timed_step(TrainedMethod& t, Phases& phases, const std::function<at::Tensor()>& loss_of) {
+void timed_step(TrainedMethod& t, const TrainSettings& s, Phases& phases, int64_t rows,
+                const std::function<at::Tensor(int64_t, int64_t)>& part_loss) {
+  const int64_t parts = tlora::train::batch_parts(rows, at::get_num_threads(), s.split_batch);
   const auto start = Clock::now();
-  at::Tensor loss;
-  {
-    const tlora::AutocastGuard autocast(at::kCPU, at::kBFloat16,
-                                        t.precision == tlora::Precision::BFloat16Mixed);
-    loss = loss_of();
-  }
-  const auto forward_end = Clock::now();
-  loss.backward();
+  Clock::time_point forward_end;
+  const at::Tensor loss = tlora::train::split_backward(t.trained, parts, [&](int64_t k) {
+    const auto [first, last] = tlora::train::part_rows(rows, k, parts);
+    at::Tensor share;
+    {
+      const tlora::AutocastGuard autocast(at::kCPU, at::kBFloat16,
+                                          t.precision == tlora::Precision::BFloat16Mixed);
+      share = part_loss(first, last);
+    }
+    if (k == 0) forward_end = Clock::now();  // the parts run side by side: part 0 stands for all
+    return share;
+  });
   const auto backward_end = Clock::now();
   t.optimizer->step();
   t.optimizer->zero_grad();
@@ -129,6 +136,10 @@ void add_timing_options(CLI::App& app, TrainSettings& s, int& threads, const std
                  "keep freed buffers in the process between steps, as tlora-glue and tlora-sft do "
                  "(false: glibc's defaults)")
       ->capture_default_str();
+  app.add_option("--split-batch", s.split_batch,
+                 "train each batch as one part per thread side by side, as tlora-glue and tlora-sft do "
+                 "(false: the whole batch on all threads)")
+      ->capture_default_str();
 }
 
 void apply_process_options(TrainSettings& s, int threads) {
@@ -179,6 +190,7 @@ json settings_json(const TrainSettings& s, const std::string& precision) {
           {"weight_decay", s.weight_decay},
           {"dtype", precision},
           {"retain_freed_memory", s.retain_freed_memory},
+          {"split_batch", s.split_batch},
           {"clock", "std::chrono::steady_clock, wall time"}};
 }
 

@@ -49,23 +49,28 @@ struct TrainSettings {
   double lr = 1e-3, weight_decay = 0.01;
   tlora::Precision precision = tlora::Precision::Float32;
   bool retain_freed_memory = true;  // tlora::train::retain_freed_memory, as the example binaries
+  bool split_batch = true;          // tlora::train::split_backward, as the example binaries
 };
 
 /// A method being trained, with its optimiser and timings; each bench adds its model.
 struct TrainedMethod {
   std::string method;
   std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<at::Tensor> trained;  // the parameters the optimiser updates
   tlora::Precision precision = tlora::Precision::Float32;
   int64_t trainable = 0, total = 0;
   std::vector<Phases> repetitions;  // seconds per step of each phase
   std::vector<double> losses;       // of every step, warmup included
 };
 
-/// One full training step: `loss` (the forward, under autocast in bf16-mixed), its backward and
-/// the optimiser's step; adds each phase's seconds to `phases`. Throws where the loss is not
-/// finite, as a diverged run's timings are not worth reporting.
-void timed_step(TrainedMethod& t, Phases& phases, const std::function<at::Tensor()>& loss);
-
+/// One full training step of a batch of `rows`: its forward and backward as the parts
+/// tlora::train::split_backward runs side by side (one per thread where `s.split_batch`), each
+/// part's share of the loss from `part_loss(first_row, last_row)` under autocast in bf16-mixed;
+/// then the optimiser's step. Adds each phase's seconds to `phases` (with several parts, the
+/// forward is part 0's and the backward the rest of the parts' time). Throws where the loss is
+/// not finite, as a diverged run's timings are not worth reporting.
+void timed_step(TrainedMethod& t, const TrainSettings& s, Phases& phases, int64_t rows,
+                const std::function<at::Tensor(int64_t first_row, int64_t last_row)>& part_loss);
 /// The warmup steps of every method, then the timed repetitions. The repetitions of the methods
 /// alternate, so that slow phases of a shared machine are spread over all of them.
 template <class Trainee, class Step>

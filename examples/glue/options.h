@@ -43,6 +43,7 @@ struct RunConfig {
   bool group_by_length = true;
   int64_t save_steps = 200;  // also at every epoch end
   int threads = 0;           // 0: LibTorch's default
+  bool split_batch = true;   // CPU: each batch as one part per thread, side by side (tlora::train::split_backward)
   std::string preset;        // "" or "paper"
   bool resume = false;
   bool eval_only = false;

@@ -20,6 +20,7 @@
 #include "tlora/train/memory.h"
 #include "tlora/train/optimizer_state.h"
 #include "tlora/train/schedule.h"
+#include "tlora/train/split_batch.h"
 #include "tlora/train/train_state.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -129,6 +130,7 @@ class Trainer {
     spec_ = InputSpec{*pad, info.is_regression, device_, config_.eval_batch_size, uses_autocast(config_.precision)};
 
     trainable_ = trainable_parameters(classifier_);
+    for (const auto& [name, p] : trainable_) trainable_tensors_.push_back(p);
     for (const auto& p : classifier_.module->parameters()) total_params_ += p.numel();
     for (const auto& [name, p] : trainable_) trainable_params_ += p.numel();
     make_optimizer();
@@ -273,20 +275,31 @@ class Trainer {
       for (size_t i = static_cast<size_t>(dist_.rank()); i < batches[b].size(); i += static_cast<size_t>(world))
         shard.push_back(batches[b][i]);
       optimizer_->zero_grad();
-      at::Tensor loss;
       double local[3] = {0, 0, static_cast<double>(tlora::train::stop_requested())};  // loss·n, tokens, signal
       if (!shard.empty()) {
-        const auto batch = tlora::glue::collate(train_, shard, spec_.pad_id, spec_.regression);
-        {
+        const auto rows = static_cast<int64_t>(shard.size());
+        const int64_t parts = tlora::train::batch_parts(rows, at::get_num_threads(), config_.split_batch && device_.is_cpu());
+        // Weighted so that averaging over the ranks gives the global batch's mean loss.
+        const double rank_weight =
+            world > 1 ? static_cast<double>(shard.size() * world) / static_cast<double>(batches[b].size()) : 1.0;
+        std::vector<int64_t> part_tokens(static_cast<size_t>(parts));
+        const at::Tensor loss = tlora::train::split_backward(trainable_tensors_, parts, [&](int64_t k) {
+          const auto [first, last] = tlora::train::part_rows(rows, k, parts);
+          const auto batch = tlora::glue::collate(
+              train_, std::vector<int64_t>(shard.begin() + first, shard.begin() + last), spec_.pad_id,
+              spec_.regression);
+          part_tokens[static_cast<size_t>(k)] = batch.tokens;
           // Forward and loss under autocast, backward after it (as with torch.autocast).
           const tlora::AutocastGuard autocast(device_.type(), at::kBFloat16, spec_.autocast);
           const at::Tensor logits = classifier_.module->forward(batch.input_ids.to(device_),
-                                                        batch.attention_mask.to(device_),
-                                                        batch.token_type_ids.to(device_));
-          loss = classifier_.module->loss(logits.to(at::kFloat), batch.labels.to(device_));
-        }
-        local[0] = loss.item<double>() * static_cast<double>(shard.size());
-        local[1] = static_cast<double>(batch.tokens);
+                                                                batch.attention_mask.to(device_),
+                                                                batch.token_type_ids.to(device_));
+          // Each part's mean weighted by its rows: the parts sum to the shard's mean.
+          return classifier_.module->loss(logits.to(at::kFloat), batch.labels.to(device_)) *
+                 (static_cast<double>(last - first) / static_cast<double>(rows) * rank_weight);
+        });
+        local[0] = loss.item<double>() / rank_weight * static_cast<double>(shard.size());
+        for (const int64_t t : part_tokens) local[1] += static_cast<double>(t);
       }
       // One small collective decides for every rank: the batch loss, its tokens, and whether a
       // rank was asked to stop, so all stop at the same step.
@@ -296,11 +309,6 @@ class Trainer {
       const double loss_value = reduced[0].item<double>() / static_cast<double>(batches[b].size());
       if (!std::isfinite(loss_value))
         return Stop{kExitNonFinite, non_finite_message(fmt::format("the loss is {}", loss_value), epoch, b)};
-      if (loss.defined()) {
-        // Weighted so that averaging over the ranks gives the global batch's mean loss.
-        if (world > 1) loss = loss * (static_cast<double>(shard.size() * world) / static_cast<double>(batches[b].size()));
-        loss.backward();
-      }
       dist_.all_reduce_gradients(*classifier_.module);
       if (const auto bad = tlora::find_non_finite_gradient(*classifier_.module))
         return Stop{kExitNonFinite,
@@ -456,6 +464,7 @@ class Trainer {
     r["seed"] = config_.seed;
     r["device"] = config_.device;
     r["threads"] = at::get_num_threads();
+    r["split_batch"] = config_.split_batch && device_.is_cpu();
     r["processes"] = dist_.world_size();
     r["train_seconds"] = state_.train_seconds;
     r["tokens_per_second"] = static_cast<double>(state_.train_tokens) / std::max(state_.train_seconds, 1e-9);
@@ -484,6 +493,7 @@ class Trainer {
   c10::Device device_ = c10::kCPU;
   InputSpec spec_;
   std::vector<std::pair<std::string, at::Tensor>> trainable_;
+  std::vector<at::Tensor> trainable_tensors_;  // the same tensors, for split_backward
   int64_t trainable_params_ = 0, total_params_ = 0;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<double> base_lrs_;

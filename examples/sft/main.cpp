@@ -20,6 +20,7 @@
 #include "tlora/train/interruption.h"
 #include "tlora/train/memory.h"
 #include "tlora/train/schedule.h"
+#include "tlora/train/split_batch.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
@@ -314,20 +315,26 @@ class Trainer {
   // finite gives no gradient.
   void train_batch(const std::vector<int64_t>& indices, double step_batches) {
     const Batch batch = collate(train_, indices, pad_);
-    at::Tensor loss;
-    {
+    const auto rows = static_cast<int64_t>(indices.size());
+    const int64_t parts = tlora::train::batch_parts(rows, at::get_num_threads(), o_.split_batch);
+    // The batch's mean over its counted tokens, as the parts' sums over the batch's count.
+    const auto counted = static_cast<double>(batch.targets.ne(tlora::models::kIgnoreIndex).sum().item<int64_t>());
+    const at::Tensor loss = tlora::train::split_backward(parameters_, parts, [&](int64_t k) {
+      const auto [first, last] = tlora::train::part_rows(rows, k, parts);
       std::optional<tlora::AutocastGuard> autocast;
       if (bf16_) autocast.emplace(at::kCPU);
-      loss = tlora::models::causal_lm_loss(*model_, batch.ids, batch.mask, batch.targets);
-    }
-    const double value = loss.item<double>();
+      return tlora::models::causal_lm_loss(*model_, batch.ids.slice(0, first, last), batch.mask.slice(0, first, last),
+                                           batch.targets.slice(0, first, last), at::Reduction::Sum) /
+             (counted * step_batches);
+    });
+    // split_backward adds no gradient where the loss is not finite.
+    const double value = loss.item<double>() * step_batches;
     if (!std::isfinite(value)) {
       ++record_.skipped_batches;
       ++record_.epoch_skipped_batches;
       TORCH_CHECK(record_.skipped_batches < 10, "the loss was not finite in 10 batches; lower --lr");
       return;
     }
-    (loss / step_batches).backward();
     state_.epoch_loss_sum += value;
     state_.train_tokens += batch.tokens;
   }

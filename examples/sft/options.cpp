@@ -43,6 +43,10 @@ std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
   app.add_option("--seed", o.seed, "seed of the adapter, the data order, the validation split and dropout");
   app.add_option("--precision", o.precision, "auto, fp32 or bf16-mixed")->check(CLI::IsMember({"auto", "fp32", "bf16-mixed"}));
   app.add_option("--threads", o.threads, "torch threads (0: LibTorch's default)")->check(CLI::NonNegativeNumber);
+  app.add_option("--split-batch", o.split_batch,
+                 "train each batch as one part per thread side by side, each part on one thread (faster "
+                 "than every op spread over all threads); false: the whole batch on all")
+      ->capture_default_str();
   app.add_option("--output-dir", o.output_dir, "where the adapter, the checkpoint and results.json go");
   app.add_option("--checkpoint-every", o.checkpoint_every,
                  "write a resumable checkpoint every N optimizer steps (and at every epoch end)")
@@ -84,6 +88,7 @@ nlohmann::ordered_json to_json(const Options& o, const std::string& precision) {
           {"seed", o.seed},
           {"precision", precision},
           {"threads", o.threads},
+          {"split_batch", o.split_batch},
           {"output_dir", o.output_dir},
           {"checkpoint_every", o.checkpoint_every},
           {"export", o.export_format}};
@@ -91,7 +96,8 @@ nlohmann::ordered_json to_json(const Options& o, const std::string& precision) {
 
 std::string trajectory_digest(const nlohmann::ordered_json& config) {
   nlohmann::ordered_json j = config;
-  for (const char* key : {"threads", "output_dir", "checkpoint_every", "export"}) j.erase(key);
+  // The threads and the batch's parts change the rounding, not the recipe.
+  for (const char* key : {"threads", "split_batch", "output_dir", "checkpoint_every", "export"}) j.erase(key);
   const std::string text = j.dump();
   return fmt::format("{:016x}", tlora::fnv1a64(text.data(), text.size()));
 }

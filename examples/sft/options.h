@@ -23,6 +23,7 @@ struct Options {
   bool resume = false;
   uint64_t seed = 1;
   int threads = 0;
+  bool split_batch = true;  // each batch as one part per thread, side by side (tlora::train::split_backward)
 };
 
 /// The options of `argv`, with --model resolved to the packaged SmolLM2 when not given. Returns

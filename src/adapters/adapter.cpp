@@ -1,10 +1,12 @@
 #include "adapters/method.h"
 #include "tlora/adapters/adapter.h"
 #include "tlora/core/random.h"
+#include "tlora/train/split_batch.h"
 
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <mutex>
 
 namespace tlora {
 
@@ -27,8 +29,29 @@ AdapterDropout AdapterImpl::next_dropout(DropoutPosition position) {
   d.p = options_.dropout;
   d.position = position;
   d.seed = options_.seed;
-  d.stream = dropout_stream(path_, calls_++);
+  d.stream = dropout_stream(path_, next_call());
   return d;
+}
+
+uint64_t AdapterImpl::next_call() {
+  const train::BatchPart* part = train::current_batch_part();
+  if (part == nullptr) return calls_++;
+  // Call j of part k of a split step that began at call c takes stream c + j·count + k, and the
+  // step leaves calls_ at c + J·count (J calls per part): the same streams whichever part's
+  // thread comes first. One lock for all adapters: it is taken once per adapter call.
+  static std::mutex mutex;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto count = static_cast<uint64_t>(part->count);
+  if (split_generation_ != part->generation) {
+    split_generation_ = part->generation;
+    split_base_ = calls_;
+    split_calls_.assign(count, 0);
+  }
+  uint64_t& j = split_calls_[static_cast<size_t>(part->index)];
+  const uint64_t call = split_base_ + j * count + static_cast<uint64_t>(part->index);
+  ++j;
+  calls_ = std::max(calls_, split_base_ + j * count);
+  return call;
 }
 
 SharedTensors draw_shared_tensors(const AdapterOptions& options, int64_t max_in, int64_t max_out,

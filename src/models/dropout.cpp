@@ -1,6 +1,7 @@
 #include "tlora/models/dropout.h"
 
 #include "tlora/core/random.h"
+#include "tlora/train/split_batch.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/TensorOperators.h>
@@ -18,6 +19,8 @@ namespace tlora::models {
 namespace {
 
 uint64_t next_seed() {
+  // Parts of a split step run side by side: each takes its own sequence, not a shared one.
+  if (train::current_batch_part() != nullptr) return train::next_part_seed();
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
   return at::check_generator<at::CPUGeneratorImpl>(generator)->random64();

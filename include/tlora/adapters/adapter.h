@@ -138,9 +138,16 @@ class AdapterImpl : public torch::nn::Module {
   AdapterDropout next_dropout(DropoutPosition position);
 
  private:
+  // The stream index of this training call (see dropout_calls and train::split_backward).
+  uint64_t next_call();
+
   AdapterOptions options_;
   std::string path_;
   uint64_t calls_ = 0;
+  // Inside a split step: its generation, calls_ when it began, and each part's calls so far.
+  uint64_t split_generation_ = 0;
+  uint64_t split_base_ = 0;
+  std::vector<uint64_t> split_calls_;
 };
 
 /// Tensors that one model's adapters of a method share, by name (VeRA's A and B): each layer holds
