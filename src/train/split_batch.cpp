@@ -4,13 +4,16 @@
 #include <ATen/Parallel.h>
 #include <ATen/TensorOperators.h>
 #include <ATen/ThreadLocalState.h>
+#include <c10/core/thread_pool.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/autograd.h>
+
+#include <dlfcn.h>
 
 #include <atomic>
 #include <cmath>
 #include <exception>
-#include <thread>
+#include <memory>
 #include <mutex>
 
 namespace tlora::train {
@@ -38,17 +41,49 @@ uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// Sets LibTorch's intra-op thread count while it lives, and puts the previous one back.
-class ThreadCount {
+// The calling thread's OpenMP and MKL thread counts. at::set_num_threads sets them too, but also
+// the process-wide count and, each time, empties oneDNN's cache of compiled kernels (every
+// bfloat16 product would be compiled again each step). Looked up at run time (MKL's C entry point,
+// not its Fortran one, which takes a pointer): LibTorch brings its
+// own OpenMP and MKL; where it has neither, LibTorch's own setter does.
+void set_thread_count(int threads) {
+  using OmpSet = void (*)(int);
+  using MklSet = int (*)(int);
+  static const auto omp = reinterpret_cast<OmpSet>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  static const auto mkl = reinterpret_cast<MklSet>(dlsym(RTLD_DEFAULT, "MKL_Set_Num_Threads_Local"));
+  if (omp == nullptr) {
+    at::set_num_threads(threads);
+    return;
+  }
+  omp(threads);
+  if (mkl != nullptr) mkl(threads);
+}
+
+// One intra-op thread on the calling thread while it lives.
+class SingleThreaded {
  public:
-  explicit ThreadCount(int threads) : previous_(at::get_num_threads()) { at::set_num_threads(threads); }
-  ~ThreadCount() { at::set_num_threads(previous_); }
-  ThreadCount(const ThreadCount&) = delete;
-  ThreadCount& operator=(const ThreadCount&) = delete;
+  SingleThreaded() : previous_(at::get_num_threads()) { set_thread_count(1); }
+  ~SingleThreaded() { set_thread_count(previous_); }
+  SingleThreaded(const SingleThreaded&) = delete;
+  SingleThreaded& operator=(const SingleThreaded&) = delete;
 
  private:
   int previous_;
 };
+
+// The threads that run parts 1, 2, …, kept for the process's life: LibTorch sets a new thread's
+// count on its first op, the way that empties oneDNN's cache. One split step at a time uses them.
+std::mutex pool_mutex;
+std::unique_ptr<c10::ThreadPool> pool;
+
+c10::ThreadPool& workers(int64_t count) {
+  if (!pool || pool->size() < static_cast<size_t>(count))
+    pool = std::make_unique<c10::ThreadPool>(static_cast<int>(count), -1, [] {
+      at::get_num_threads();  // LibTorch's own set-up of this thread first
+      set_thread_count(1);
+    });
+  return *pool;
+}
 
 std::vector<uint64_t> draw_part_seeds(int64_t parts) {
   at::Generator generator = at::detail::getDefaultCPUGenerator();
@@ -109,18 +144,15 @@ at::Tensor split_backward(const std::vector<at::Tensor>& params, int64_t parts, 
     }
   };
   {
-    // One intra-op thread per part: the calling thread runs part 0 and a thread of its own each
-    // of the others. The thread count is process-wide in LibTorch (MKL's is global), so it is
-    // 1 for the step's duration and restored after.
-    const ThreadCount single(1);
-    std::vector<std::thread> workers;
-    for (int64_t k = 1; k < parts; ++k)
-      workers.emplace_back([&run, k] {
-        at::set_num_threads(1);  // this thread's OpenMP setting
-        run(k);
-      });
-    run(0);
-    for (std::thread& w : workers) w.join();
+    // Part 0 on the calling thread, the others on the pool's threads, one intra-op thread each.
+    const std::lock_guard<std::mutex> lock(pool_mutex);
+    c10::ThreadPool& pool_threads = workers(parts - 1);
+    for (int64_t k = 1; k < parts; ++k) pool_threads.run([&run, k] { run(k); });
+    {
+      const SingleThreaded single;
+      run(0);
+    }
+    pool_threads.waitWorkComplete();
   }
   for (const std::exception_ptr& e : errors)
     if (e) std::rethrow_exception(e);

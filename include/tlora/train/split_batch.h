@@ -29,14 +29,15 @@ std::pair<int64_t, int64_t> part_rows(int64_t rows, int64_t part, int64_t parts)
 /// to the batch loss (weight each part's mean by its share of the examples or tokens).
 using PartLoss = std::function<at::Tensor(int64_t part)>;
 
-/// The forward and backward of one batch as `parts` parts side by side: part_loss(k) and its
-/// gradient run on intra-op thread k (several parts per thread where there are fewer threads),
-/// each op of a part on that one thread. The gradients of the parts' losses with respect to the
+/// The forward and backward of one batch as `parts` parts side by side: part_loss(0) and its
+/// gradient on the calling thread, part k on a worker thread of its own (kept for the process's
+/// life), each with one intra-op thread. The gradients of the parts' losses with respect to the
 /// trainable tensors of `params` are added to their .grad in part order, so the result does not
 /// depend on which part finished first; frozen tensors are skipped. Each part starts with the
 /// caller's thread-local state (grad mode and the like; hold an AutocastGuard inside part_loss,
 /// as autocast should not cover the backward). Random streams that key on current_batch_part()
 /// (the models' dropout, the adapters' dropout) draw the same masks whichever thread runs first.
+/// Calls from several threads take turns.
 /// Returns the sum of the shares, detached. Where it is not finite, no gradient is added (a
 /// diverged batch leaves .grad as it was). With parts == 1: part_loss(0) and its backward on the
 /// calling thread, as without this function.
