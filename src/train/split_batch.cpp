@@ -43,9 +43,9 @@ uint64_t mix(uint64_t x) {
 
 // The calling thread's OpenMP and MKL thread counts. at::set_num_threads sets them too, but also
 // the process-wide count and, each time, empties oneDNN's cache of compiled kernels (every
-// bfloat16 product would be compiled again each step). Looked up at run time (MKL's C entry point,
-// not its Fortran one, which takes a pointer): LibTorch brings its
-// own OpenMP and MKL; where it has neither, LibTorch's own setter does.
+// bfloat16 product would be compiled again each step). Looked up at run time, as LibTorch brings
+// its own OpenMP and MKL (MKL's C entry point: its lower-case name is the Fortran one, which takes
+// a pointer); where it has no OpenMP, LibTorch's own setter does.
 void set_thread_count(int threads) {
   using OmpSet = void (*)(int);
   using MklSet = int (*)(int);
@@ -71,8 +71,9 @@ class SingleThreaded {
   int previous_;
 };
 
-// The threads that run parts 1, 2, …, kept for the process's life: LibTorch sets a new thread's
-// count on its first op, the way that empties oneDNN's cache. One split step at a time uses them.
+// The threads that run parts 1, 2, …, kept for the process's life: LibTorch's set-up of a new
+// thread (on its first op) goes through at::set_num_threads, so it empties oneDNN's cache once per
+// worker instead of once per step. One split step at a time uses them.
 std::mutex pool_mutex;
 std::unique_ptr<c10::ThreadPool> pool;
 
