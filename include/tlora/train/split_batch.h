@@ -37,7 +37,8 @@ using PartLoss = std::function<at::Tensor(int64_t part)>;
 /// caller's thread-local state (grad mode and the like; hold an AutocastGuard inside part_loss,
 /// as autocast should not cover the backward). Random streams that key on current_batch_part()
 /// (the models' dropout, the adapters' dropout) draw the same masks whichever thread runs first.
-/// Calls from several threads take turns.
+/// Calls from several threads take turns. The split is exact only where the rows of a batch do
+/// not meet before the loss (a transformer's rows do not; batch norm or in-batch negatives would).
 /// Returns the sum of the shares, detached. Where it is not finite, no gradient is added (a
 /// diverged batch leaves .grad as it was). With parts == 1: part_loss(0) and its backward on the
 /// calling thread, as without this function.
