@@ -17,6 +17,7 @@
 #include <torch/nn/module.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <limits>
 #include <mutex>
 #include <set>
@@ -199,9 +200,12 @@ TEST(SplitBatch, EachPartDrawsItsOwnMasks) {
   }
 }
 
-TEST(SplitBatch, RunsEachPartOnAThreadOfItsOwnWithOneIntraOpThread) {
+TEST(SplitBatch, RunsThePartsSideBySideWithOneIntraOpThreadEach) {
   const int threads = at::get_num_threads();
   std::mutex mutex;
+  std::condition_variable all_started;
+  int started = 0;
+  bool met = true;
   std::set<std::thread::id> ids;
   std::vector<int> seen(3, 0);
   std::vector<bool> grad_mode(3, true);
@@ -209,15 +213,20 @@ TEST(SplitBatch, RunsEachPartOnAThreadOfItsOwnWithOneIntraOpThread) {
   {
     const at::NoGradGuard no_grad;  // the caller's thread-local state reaches the parts
     train::split_backward({w}, 3, [&](int64_t k) {
-      const std::lock_guard<std::mutex> lock(mutex);
+      std::unique_lock<std::mutex> lock(mutex);
       ids.insert(std::this_thread::get_id());
       seen[static_cast<size_t>(k)] = at::get_num_threads();
       grad_mode[static_cast<size_t>(k)] = at::GradMode::is_enabled();
       EXPECT_EQ(train::current_batch_part()->index, k);
       EXPECT_EQ(train::current_batch_part()->count, 3);
+      // Every part waits here for the others: parts run one after the other would never meet.
+      ++started;
+      all_started.notify_all();
+      if (!all_started.wait_for(lock, std::chrono::seconds(30), [&] { return started == 3; })) met = false;
       return (w * w).sum();
     });
   }
+  EXPECT_TRUE(met) << "the parts did not run side by side";
   EXPECT_EQ(ids.size(), 3u);
   EXPECT_EQ(seen, std::vector<int>(3, 1));
   EXPECT_EQ(grad_mode, std::vector<bool>(3, false));

@@ -30,8 +30,8 @@ std::pair<int64_t, int64_t> part_rows(int64_t rows, int64_t part, int64_t parts)
 using PartLoss = std::function<at::Tensor(int64_t part)>;
 
 /// The forward and backward of one batch as `parts` parts side by side: part_loss(0) and its
-/// gradient on the calling thread, part k on a worker thread of its own (kept for the process's
-/// life), each with one intra-op thread. The gradients of the parts' losses with respect to the
+/// gradient on the calling thread, the others on parts − 1 worker threads kept for the process's
+/// life (a worker done with its part takes the next waiting one), each with one intra-op thread. The gradients of the parts' losses with respect to the
 /// trainable tensors of `params` are added to their .grad in part order, so the result does not
 /// depend on which part finished first; frozen tensors are skipped. Each part starts with the
 /// caller's thread-local state (grad mode and the like; hold an AutocastGuard inside part_loss,
