@@ -94,6 +94,30 @@ TEST(TriLinear, GradientsMatchFiniteDifferences) {
   }
 }
 
+// LoRA trains A and B through the same function (M = I, α = alpha/r); L is linear in each of
+// A and B alone as well.
+TEST(TriLinear, TrainedFactorsMatchFiniteDifferencesAndTheChain) {
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    TriLinearWeights w = random_weights();
+    w.down.requires_grad_(true);
+    w.up.requires_grad_(true);
+    const at::Tensor x = at::randn({2, 3, kIn}, at::kDouble).requires_grad_(true);
+    const at::Tensor r = at::randn({2, 3, kOut}, at::kDouble);
+    const std::vector<at::Tensor> params{x, w.down, w.up, w.core, w.scale};
+    const auto grads = torch::autograd::grad({(tlora::tri_linear(x, w, c.strategy, c.dropout) * r).sum()}, params);
+    const auto chain = torch::autograd::grad({(tlora::tri_linear_composed(x, w, c.dropout) * r).sum()}, params);
+    auto eval = [&] { return loss(tlora::tri_linear(x, w, c.strategy, c.dropout), r); };
+    const char* names[] = {"x", "down", "up", "core", "scale"};
+    for (size_t i = 0; i < params.size(); ++i) {
+      const at::Tensor numeric = finite_difference(params[i].detach(), eval);
+      EXPECT_TRUE(at::allclose(grads[i], numeric, 1e-7, 1e-8))
+          << names[i] << "\nanalytic " << grads[i] << "\nnumeric " << numeric;
+      EXPECT_TRUE(at::allclose(grads[i], chain[i], 1e-12, 1e-12)) << names[i];
+    }
+  }
+}
+
 TEST(TriLinear, EqualsComposedChainForEveryStrategy) {
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.name);

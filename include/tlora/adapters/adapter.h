@@ -74,7 +74,7 @@ struct AdapterOptions {
   InitScheme init = InitScheme::Paper;
   /// Seed of every random tensor of the adapter (projections, initial values, dropout).
   uint64_t seed = 0;
-  /// TLoRA and LoRA-XS: execution strategy.
+  /// TLoRA, LoRA-XS and LoRA: execution strategy (see `tri_linear`).
   Strategy strategy = Strategy::Auto;
   /// VeRA: initial value of λ_d.
   double vera_d_initial = 0.1;

@@ -65,8 +65,9 @@ struct TriLinearWeights {
 };
 
 /// y = x·W0ᵀ + b + α·drop(((drop(x)·Aᵀ)·Mᵀ)·Bᵀ) for x of shape [..., in], with a custom backward
-/// that keeps only u = x·Aᵀ (N×r) of the adapter path, never x or a dropout mask. Gradients flow
-/// to x, M, α, and to W0 and b when they require grad. Half-precision inputs accumulate the r×r
+/// that keeps only u = x·Aᵀ (N×r) of the adapter path, never a dropout mask, and x only when W0
+/// or A trains. Gradients flow to x, M, α, and to W0, b, A and B when they require grad (LoRA is
+/// this map with M = I, α = alpha/r and A, B trained). Half-precision inputs accumulate the r×r
 /// math in fp32. `name` labels the layer in error messages.
 at::Tensor tri_linear(const at::Tensor& x, const TriLinearWeights& w, Strategy strategy,
                       const AdapterDropout& dropout = {}, std::string_view name = "tri_linear");

@@ -1,11 +1,12 @@
 // LoRA as PEFT defines it: ΔW = (alpha/r)·B·A with dropout on the input, both factors trainable.
 #include "adapters/method.h"
+#include "tlora/core/functional.h"
 #include "tlora/core/random.h"
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/eye.h>
 #include <ATen/ops/full.h>
-#include <ATen/ops/linear.h>
+#include <ATen/ops/scalar_tensor.h>
 #include <ATen/ops/zeros.h>
 
 #include <cmath>
@@ -39,12 +40,14 @@ LoRAAdapter::LoRAAdapter(const AdapterOptions& options, const std::string& path,
   lora_b_ = register_parameter("lora_B", at::zeros({out, r}, weight.options()));
 }
 
+// tri_linear with M = I adds the update into the base product in place (y += s·(x·Aᵀ)·Bᵀ, and
+// the same for dx in backward) where the chain of ops would pass over y and dx twice more.
 at::Tensor LoRAAdapter::forward(const at::Tensor& x, const BaseLinear& base) {
-  const AdapterDropout d = next_dropout(DropoutPosition::Input);
-  const at::Tensor adapter_in =
-      d.p > 0 ? x * philox_dropout_mask(x.sizes(), d.p, d.seed, d.stream, x.options()) : x;
-  return at::linear(x, base.weight, base.bias) +
-         at::linear(at::linear(adapter_in, lora_a_), lora_b_) * scaling_;
+  const auto fixed = lora_a_.options().requires_grad(false);
+  return tri_linear(x,
+                    {base.weight, base.bias, lora_a_, lora_b_, at::eye(options().rank, fixed),
+                     at::scalar_tensor(scaling_, fixed)},
+                    options().strategy, next_dropout(DropoutPosition::Input), path());
 }
 
 at::Tensor LoRAAdapter::delta_weight() const {
