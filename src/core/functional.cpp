@@ -179,6 +179,11 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
       // The gradient at u: dx's rank-r update and dA = duᵀ·drop(x) share it.
       at::Tensor du;
       if (needs(0) || needs(3)) du = g.mm(core_acc * alpha).to(grad.scalar_type());
+      // The input mask, drawn once for both of its uses (it is x's, N×in, in x's dtype).
+      const at::Tensor in_mask =
+          drop_in && (needs(0) || needs(3))
+              ? philox_dropout_mask({grad.size(0), weight.size(1)}, dropout.p, dropout.seed, dropout.stream, grad.options())
+              : at::Tensor();
       if (needs(0)) {
         // Merged rebuilds W_eff (a rank-r pass over out×in) unless the rank-r update of dx (a
         // pass over N×in) is the smaller one, i.e. unless N ≤ out; both give the same dx.
@@ -187,7 +192,7 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
         } else {
           dx = grad.mm(weight);
           if (drop_in) {
-            dx.add_(du.mm(down) * mask_like(dx, dropout));
+            dx.add_(du.mm(down) * in_mask);
           } else {
             dx.addmm_(du, down);
           }
@@ -197,7 +202,7 @@ struct TriLinearFunction : public torch::autograd::Function<TriLinearFunction> {
       if (needs(5) || needs(6)) gtu = g.t().mm(u);
       if (needs(3)) {
         const at::Tensor& x2 = saved[kInput];
-        grads[3] = du.t().mm(drop_in ? x2 * mask_like(x2, dropout) : x2).to(down.scalar_type());
+        grads[3] = du.t().mm(drop_in ? x2 * in_mask : x2).to(down.scalar_type());
       }
       if (needs(4)) {
         // dB = Gᵀ·v with v = α·u·Mᵀ, the adapter's r-wide activation, rebuilt from u; formed
