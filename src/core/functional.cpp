@@ -62,7 +62,7 @@ at::Tensor mask_like(const at::Tensor& t, const AdapterDropout& d) {
   return philox_dropout_mask(t.sizes(), d.p, d.seed, d.stream, t.options());
 }
 
-// x·p (N×k by k×r) for a narrow r. Under 16 columns MKL's sgemm runs this product 2–4× slower
+// x·p (N×k by k×r) for a narrow r. Under 16 columns MKL's sgemm runs this product 2–5× slower
 // than the same numbers formed as (pᵀ·xᵀ)ᵀ (r=8, N=512, k=576–1536: 0.2–1.0 ms against
 // 0.08–0.26 ms on one AMD EPYC core); from 16 on the two forms cost about the same.
 at::Tensor narrow_product(const at::Tensor& x, const at::Tensor& p) {
