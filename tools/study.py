@@ -198,10 +198,13 @@ class Grid:
         return results
 
     def run_all(self, jobs, binary=None):
-        """Runs (name, options) or (name, options, binary) jobs on the shared pool and waits for them."""
+        """Runs (name, options) or (name, options, binary) jobs on the shared pool and waits for them.
+        Landed runs are read here, not queued behind running jobs, so a task's pipeline gets to its
+        next runs at once."""
+        landed = {job[0]: self.landed(job[0]) for job in jobs}
         futures = {job[0]: self.pool.submit(self.run, job[0], job[1], job[2] if len(job) > 2 else binary)
-                   for job in jobs}
-        return {name: f.result() for name, f in futures.items()}
+                   for job in jobs if landed[job[0]] is None}
+        return {name: landed[name] if name not in futures else futures[name].result() for name in landed}
 
     def head_lrs(self):
         """Phase 1a: each task's head learning rate, by head-only validation score."""
