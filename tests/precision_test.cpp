@@ -136,6 +136,41 @@ TEST(Precision, TriLinearUnderAutocastIsAtLeastAsAccurateAsTheBf16Chain) {
   }
 }
 
+// LoRA's case: A and B trained in float32 while autocast runs the products in bfloat16. Their
+// gradients come back in float32, within twice the bfloat16 chain's error of float64's.
+TEST(Precision, TrainedFactorsUnderAutocastAreAsAccurateAsTheBf16Chain) {
+  at::manual_seed(6);
+  const int64_t n = 64, in = 96, out = 80, r = 8;
+  const auto f64 = at::TensorOptions(at::kDouble);
+  const tlora::TriLinearWeights w64{at::randn({out, in}, f64) / 10, at::Tensor(), at::randn({r, in}, f64) / 10,
+                                    at::randn({out, r}, f64) / 3, at::eye(r, f64), at::full({}, 2.0, f64)};
+  const at::Tensor x64 = at::randn({n, in}, f64);
+  const at::Tensor upstream = at::randn({n, out}, f64);
+  const auto run = [&](at::ScalarType dtype, bool composed, bool autocast) {
+    const auto cast = [&](const at::Tensor& t) { return t.to(dtype); };
+    const at::Tensor down = cast(w64.down).requires_grad_(true), up = cast(w64.up).requires_grad_(true);
+    const tlora::TriLinearWeights w{cast(w64.weight), {}, down, up, cast(w64.core), cast(w64.scale)};
+    at::Tensor y;
+    {
+      AutocastGuard guard(at::kCPU, at::kBFloat16, autocast);
+      y = composed ? tlora::tri_linear_composed(cast(x64), w) : tlora::tri_linear(cast(x64), w, tlora::Strategy::Factored);
+    }
+    return torch::autograd::grad({(y.to(at::kDouble) * upstream).sum()}, {down, up});
+  };
+  const auto ref = run(at::kDouble, true, false);
+  const auto ours = run(at::kFloat, false, true);
+  const auto chain = run(at::kFloat, true, true);
+  const auto d = [](const at::Tensor& a, const at::Tensor& b) { return (a.to(at::kDouble) - b).abs().max().item<double>(); };
+  for (size_t i = 0; i < 2; ++i) {
+    SCOPED_TRACE(i == 0 ? "dA" : "dB");
+    EXPECT_EQ(ours[i].scalar_type(), at::kFloat);
+    EXPECT_LE(d(ours[i], ref[i]), 2 * d(chain[i], ref[i]));
+    std::cout << "bf16-mixed trained factor " << i << " max error vs float64: " << d(ours[i], ref[i]) << " (chain " << d(chain[i], ref[i]) << ") of max " << ref[i].abs().max().item<double>() << "\n";
+    // bfloat16 was really used: far from float32's rounding of the same sums.
+    EXPECT_GT(d(ours[i], ref[i]), tlora::testing::float32_tolerance(ref[i], n, 2));
+  }
+}
+
 TEST(Precision, MixedTrainingStepOfAPatchedBert) {
   const std::string dir = TLORA_FIXTURE_DIR "/models/bert-tiny";
   const auto make = [&] {
