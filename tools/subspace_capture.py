@@ -12,6 +12,11 @@ captures, ‖P_B·ΔW·P_A‖²_F / ‖ΔW‖²_F:
     W0 SVD    W0's top-r left and right singular vectors (LoRA-XS's subspaces)
     best      ΔW's own top-r singular subspaces (the most any rank-r pair can capture)
 
+It also measures what the adapters read: the fraction of the query/value layers' input energy,
+‖X·P_A‖²_F / ‖X‖²_F, over the tokens of --pairs MRPC training pairs (transformers' BertModel on the
+same weights), for a random A, for W0's top-r right singular vectors (LoRA-XS's A) and for X's own
+top-r principal directions (the most any r-dimensional A can read).
+
     ~/.cache/tlora/venv/bin/python tools/subspace_capture.py [--runs runs/study] [--ranks 8 32 128]
 
 Needs the runs' `best/` folders (not in the ledger: run the study's phase 1b first) and numpy.
@@ -86,6 +91,42 @@ def fractions(delta, w0, rank, draws, rng):
     return random, svd, best
 
 
+def layer_inputs(model_dir, pairs, glue_dir):
+    """{layer index: the query/value input rows (tokens × hidden)} over MRPC training pairs."""
+    import torch
+    from transformers import AutoTokenizer, BertModel
+    rows = [line.rstrip("\n").split("\t") for line in open(Path(glue_dir) / "MRPC" / "train.tsv", encoding="utf-8-sig")][1:]
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = BertModel.from_pretrained(str(model_dir)).eval()
+    captured_rows = {}
+    # query and value read the same tensor, the layer's attention input.
+    hooks = [layer.attention.self.query.register_forward_hook(
+        lambda _m, inputs, _out, i=i: captured_rows.setdefault(i, []).append(inputs[0]))
+        for i, layer in enumerate(model.encoder.layer)]
+    with torch.no_grad():
+        for start in range(0, pairs, 32):
+            batch = rows[start:min(start + 32, pairs)]
+            enc = tokenizer([r[3] for r in batch], [r[4] for r in batch], padding=True, truncation=True,
+                            max_length=128, return_tensors="pt")
+            model(**enc)
+            keep = enc["attention_mask"].bool()
+            for i, v in captured_rows.items():
+                v[-1] = v[-1][keep]  # real tokens only
+    for h in hooks:
+        h.remove()
+    return {i: torch.cat(v).double().numpy() for i, v in captured_rows.items()}
+
+
+def read_fractions(x, w0, rank, draws, rng):
+    """Input energy an A of rank r reads: random, W0's top right singular vectors, X's top PCs."""
+    total = (x ** 2).sum()
+    energy = lambda basis: float(((x @ basis) ** 2).sum() / total)
+    random = np.mean([energy(column_basis(rng.standard_normal((x.shape[1], rank)))) for _ in range(draws)])
+    svd = energy(np.linalg.svd(w0)[2][:rank].T)
+    best = energy(np.linalg.svd(x, full_matrices=False)[2][:rank].T)
+    return random, svd, best
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", default=str(REPO / "runs/study"))
@@ -93,8 +134,11 @@ def main():
     p.add_argument("--tasks", nargs="+", default=["mrpc", "stsb"])
     p.add_argument("--ranks", nargs="+", type=int, default=[8, 32, 128])
     p.add_argument("--draws", type=int, default=5)
+    p.add_argument("--pairs", type=int, default=256, help="MRPC training pairs whose tokens are read")
+    p.add_argument("--glue-dir", default=str(REPO.parent / "shared/data/glue"))
     args = p.parse_args()
-    base = base_weights(args.model_dir or default_model_dir())
+    model_dir = args.model_dir or default_model_dir()
+    base = base_weights(model_dir)
     rng = np.random.default_rng(0)
     runs = Path(args.runs)
     print("| task | update | r | random (TLoRA) | W0's SVD (LoRA-XS) | best rank-r pair | r²/(in·out) |")
@@ -118,6 +162,17 @@ def main():
                 out_dim, in_dim = next(iter(updates.values())).shape
                 print(f"| {task} | {label} | {rank} | {100 * mean[0]:.1f}% | {100 * mean[1]:.1f}% | "
                       f"{100 * mean[2]:.1f}% | {100 * rank * rank / (in_dim * out_dim):.1f}% |")
+    inputs = layer_inputs(model_dir, args.pairs, args.glue_dir)
+    tokens = next(iter(inputs.values())).shape[0]
+    print(f"\nInput energy read by A (query/value inputs, {tokens} tokens of {args.pairs} MRPC pairs, mean of the layers):\n")
+    print("| r | random A (TLoRA) | W0's top-r right singular vectors (LoRA-XS), query | value | X's top-r principal directions | r/in |")
+    print("|---|---|---|---|---|---|")
+    for rank in args.ranks:
+        per = {t: np.mean([read_fractions(x, base[f"encoder.layer.{i}.attention.self.{t}.weight"].astype(np.float64),
+                                          rank, args.draws, rng) for i, x in inputs.items()], axis=0) for t in TARGETS}
+        in_dim = next(iter(inputs.values())).shape[1]
+        print(f"| {rank} | {100 * per['query'][0]:.1f}% | {100 * per['query'][1]:.1f}% | {100 * per['value'][1]:.1f}% | "
+              f"{100 * per['query'][2]:.1f}% | {100 * rank / in_dim:.1f}% |")
 
 
 if __name__ == "__main__":
